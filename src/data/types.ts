@@ -1,0 +1,30 @@
+/** One labelled utterance, the record every corpus reader yields. */
+export interface Utterance {
+  /** Unique within the corpus (IEMOCAP: the turn id, e.g. Ses01F_impro01_F000). */
+  id: string;
+  /** Absolute path of the audio file, or null for text-only corpora (MELD). */
+  audioPath: string | null;
+  /** The transcript of this utterance ('' only where the corpus truly has none). */
+  text: string;
+  /** Class name from the corpus' label set (e.g. 'ang' | 'hap' | 'sad' | 'neu'). */
+  label: string;
+  speaker: string;
+  /** The key that leave-one-group-out folds split on (IEMOCAP: 'Ses01'; EmoDB: the speaker). */
+  session: string;
+  /** Dialogue id, for dialogue-history context; utterances of one dialogue share it. */
+  dialogue: string;
+  /** Position of the utterance within its dialogue (0-based, ordered by start time). */
+  turn: number;
+  /** Start / end in seconds within the dialogue recording, where the corpus says. */
+  start?: number;
+  end?: number;
+}
+
+/** A corpus after reading: its utterances and the label set they use, in a fixed order. */
+export interface Corpus {
+  name: string;
+  labels: string[];
+  utterances: Utterance[];
+  /** Things a user should know (files skipped, counts that differ from the known table). */
+  warnings: string[];
+}
