@@ -27,4 +27,10 @@ export interface Corpus {
   utterances: Utterance[];
   /** Things a user should know (files skipped, counts that differ from the known table). */
   warnings: string[];
+  /**
+   * Every transcribed turn of each dialogue in order, labelled or not, where the corpus
+   * has them (IEMOCAP): the source of dialogue-history context. Without it, history comes
+   * from the corpus' own utterances of the same dialogue, ordered by turn.
+   */
+  dialogueTurns?: Map<string, { id: string; text: string; speaker: string }[]>;
 }
