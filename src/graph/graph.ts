@@ -155,6 +155,7 @@ export class Graph {
   private readonly scopes: string[] = [];
   private readonly scalarCache = new Map<string, Tensor>();
   private counter = 0;
+  private reuse = 0;
 
   constructor(opts: GraphOptions = {}) {
     this.name = opts.name ?? 'lemer';
@@ -170,6 +171,19 @@ export class Graph {
       return fn();
     } finally {
       this.scopes.pop();
+    }
+  }
+
+  /**
+   * Runs `fn` so that `param()` returns the existing parameter of the same name instead
+   * of failing: a model built twice (micro-batches, weight tying) shares its weights.
+   */
+  reusing<T>(fn: () => T): T {
+    this.reuse += 1;
+    try {
+      return fn();
+    } finally {
+      this.reuse -= 1;
     }
   }
 
@@ -204,7 +218,13 @@ export class Graph {
     opts: { init?: ParamInit; trainable?: boolean; dtype?: DType } = {},
   ): Tensor {
     const full = this.scopes.length ? `${this.currentScope}.${name}` : name;
-    if (this.params.has(full)) throw new GraphError(`parameter '${full}' is defined twice`);
+    const existing = this.params.get(full);
+    if (existing && this.reuse > 0) {
+      if (existing.spec.shape.join() !== shape.join())
+        throw new GraphError(`parameter '${full}' reused with shape ${fmtShape(shape)}, defined ${fmtShape(existing.spec.shape)}`);
+      return existing.tensor;
+    }
+    if (existing) throw new GraphError(`parameter '${full}' is defined twice (use graph.reusing() to share weights)`);
     if (this.names.has(full)) throw new GraphError(`parameter '${full}' clashes with another value's name`);
     for (const d of shape)
       if (!Number.isInteger(d) || d <= 0)
