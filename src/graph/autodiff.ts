@@ -17,14 +17,17 @@ import { expand } from './ops/shape.js';
 export function gradients(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): (Tensor | null)[] {
   const g = loss.graph;
   if (!seed && loss.rank !== 0 && !loss.shape.every((d) => d === 1))
-    throw g.error('gradients', `loss must be a scalar, got shape ${fmtShape(loss.shape)} (reduce it first)`, [loss]);
+    throw g.error('gradients', `loss must be a scalar, got shape ${fmtShape(loss.shape)} (reduce it first)`, [
+      loss,
+    ]);
   const wanted = new Set(wrt);
 
   // Forward pass over the node list: which values depend on a requested tensor.
   const depends = new Set<Tensor>(wrt);
   for (const n of g.nodes) {
     if (isNonDifferentiable(n.op)) continue;
-    if (n.inputs.some((t) => t && depends.has(t))) for (const o of n.outputs) if (isFloat(o.dtype)) depends.add(o);
+    if (n.inputs.some((t) => t && depends.has(t)))
+      for (const o of n.outputs) if (isFloat(o.dtype)) depends.add(o);
   }
   if (!depends.has(loss)) return wrt.map(() => null);
 
@@ -56,7 +59,11 @@ export function gradients(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): 
     if (isNonDifferentiable(n.op)) continue;
     const rule = gradientRule(n.op);
     if (!rule)
-      throw g.error(n.op, `no gradient rule for op ${n.op} (node ${n.name}); it lies between a parameter and the loss`, n.inputs);
+      throw g.error(
+        n.op,
+        `no gradient rule for op ${n.op} (node ${n.name}); it lies between a parameter and the loss`,
+        n.inputs,
+      );
     const dy = n.outputs.map((o) => total(o));
     const ctx: GradContext = {
       g,
@@ -74,7 +81,11 @@ export function gradients(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): 
       const d = dx[k];
       if (!t || !d || !ctx.needs(k)) return;
       if (!shapesEqual(d.shape, t.shape) && !sameRuntimeShape(d, t))
-        throw g.error(n.op, `gradient rule returned shape ${fmtShape(d.shape)} for input ${fmtShape(t.shape)}`, [t, d]);
+        throw g.error(
+          n.op,
+          `gradient rule returned shape ${fmtShape(d.shape)} for input ${fmtShape(t.shape)}`,
+          [t, d],
+        );
       const list = contributions.get(t);
       if (list) list.push(d);
       else contributions.set(t, [d]);

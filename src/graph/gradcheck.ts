@@ -71,7 +71,12 @@ export async function gradcheck(
   inputs.forEach((inp, k) => {
     const n = inp.shape.reduce((a, b) => a * b, 1);
     if (inp.raw) feeds[inp.name] = { dtype: inp.dtype ?? 'float64', shape: inp.shape, data: inp.raw };
-    else feeds[inp.name] = { dtype: 'float64', shape: inp.shape, data: inp.data ?? randn(n, (opts.seed ?? 7) + k * 101) };
+    else
+      feeds[inp.name] = {
+        dtype: 'float64',
+        shape: inp.shape,
+        data: inp.data ?? randn(n, (opts.seed ?? 7) + k * 101),
+      };
   });
   // The projection's shape is the output's run-time shape: run once to learn it.
   const probe = new Graph({ name: 'probe', floatType: 'float64' });
@@ -92,7 +97,9 @@ export async function gradcheck(
     const x = feeds[inp.name].data as Float64Array;
     const ga = analytic[`grad_${inp.name}`].data as Float64Array;
     if (ga.length !== x.length)
-      throw new Error(`gradcheck: gradient of '${inp.name}' has ${ga.length} values, input ${fmtShape(inp.shape)}`);
+      throw new Error(
+        `gradcheck: gradient of '${inp.name}' has ${ga.length} values, input ${fmtShape(inp.shape)}`,
+      );
     let worst = 0;
     for (let i = 0; i < x.length; i++) {
       const orig = x[i];

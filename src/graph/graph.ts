@@ -205,7 +205,8 @@ export class Graph {
   }
 
   input(name: string, dtype: DType, shape: readonly Dim[]): Tensor {
-    if (this.names.has(name)) throw new GraphError(`input '${name}' is already defined in graph '${this.name}'`);
+    if (this.names.has(name))
+      throw new GraphError(`input '${name}' is already defined in graph '${this.name}'`);
     const t = new Tensor(this, this.uniqueName(name), dtype, [...shape], 'input');
     this.inputs.push(t);
     return t;
@@ -221,10 +222,13 @@ export class Graph {
     const existing = this.params.get(full);
     if (existing && this.reuse > 0) {
       if (existing.spec.shape.join() !== shape.join())
-        throw new GraphError(`parameter '${full}' reused with shape ${fmtShape(shape)}, defined ${fmtShape(existing.spec.shape)}`);
+        throw new GraphError(
+          `parameter '${full}' reused with shape ${fmtShape(shape)}, defined ${fmtShape(existing.spec.shape)}`,
+        );
       return existing.tensor;
     }
-    if (existing) throw new GraphError(`parameter '${full}' is defined twice (use graph.reusing() to share weights)`);
+    if (existing)
+      throw new GraphError(`parameter '${full}' is defined twice (use graph.reusing() to share weights)`);
     if (this.names.has(full)) throw new GraphError(`parameter '${full}' clashes with another value's name`);
     for (const d of shape)
       if (!Number.isInteger(d) || d <= 0)
@@ -268,7 +272,11 @@ export class Graph {
       const data = allocate(dtype, 1);
       if (data instanceof BigInt64Array) data[0] = BigInt(Math.trunc(value));
       else data[0] = value;
-      t = this.constant({ dtype, shape: [], data }, undefined, `scalar_${String(value).replace(/[^0-9a-z]/gi, '_')}`);
+      t = this.constant(
+        { dtype, shape: [], data },
+        undefined,
+        `scalar_${String(value).replace(/[^0-9a-z]/gi, '_')}`,
+      );
       this.scalarCache.set(key, t);
     }
     return t;
@@ -299,7 +307,9 @@ export class Graph {
     const scope = this.scopes.join('/');
     const name = this.uniqueName(`${scope ? scope + '/' : ''}${op}`);
     const rec: NodeRecord = { op, domain, name, inputs, outputs: [], attrs, where: new Error(), scope };
-    rec.outputs = outputs.map((o, i) => new Tensor(this, this.uniqueName(`${name}:${i}`), o.dtype, o.shape, 'node', rec));
+    rec.outputs = outputs.map(
+      (o, i) => new Tensor(this, this.uniqueName(`${name}:${i}`), o.dtype, o.shape, 'node', rec),
+    );
     this.nodes.push(rec);
     return rec.outputs;
   }
@@ -363,7 +373,8 @@ function dtypeOfArray(a: TypedArray): DType {
 export function callSite(err: Error): string | null {
   const lines = (err.stack ?? '').split('\n').slice(1);
   for (const l of lines) {
-    if (/[/\\]src[/\\]graph[/\\]/.test(l) || l.includes('node:internal') || l.includes('node_modules')) continue;
+    if (/[/\\]src[/\\]graph[/\\]/.test(l) || l.includes('node:internal') || l.includes('node_modules'))
+      continue;
     const m = l.match(/\(?((?:file:\/\/)?[^()\s]+:\d+:\d+)\)?\s*$/);
     if (m) return m[1].replace(/^file:\/\//, '');
   }

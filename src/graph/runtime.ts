@@ -16,9 +16,14 @@ export interface HostTensor {
   data: TypedArray;
 }
 
-export function hostTensor(data: TypedArray, shape: readonly number[], dtype: DType = dtypeOf(data)): HostTensor {
+export function hostTensor(
+  data: TypedArray,
+  shape: readonly number[],
+  dtype: DType = dtypeOf(data),
+): HostTensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  if (n !== data.length) throw new Error(`tensor of shape ${fmtShape(shape)} needs ${n} values, got ${data.length}`);
+  if (n !== data.length)
+    throw new Error(`tensor of shape ${fmtShape(shape)} needs ${n} values, got ${data.length}`);
   return { dtype, shape: [...shape], data };
 }
 
@@ -68,19 +73,26 @@ export class CompiledGraph {
     try {
       session = await ort.InferenceSession.create(bytes, so);
     } catch (err) {
-      throw new GraphError(`ONNX Runtime refused graph '${graph.name}': ${explain(graph, String((err as Error).message ?? err))}`);
+      throw new GraphError(
+        `ONNX Runtime refused graph '${graph.name}': ${explain(graph, String((err as Error).message ?? err))}`,
+      );
     }
     return new CompiledGraph(graph, session, options);
   }
 
   /** Runs the graph. Feeds are checked first; `fetch` limits which outputs come back. */
-  async run(feeds: Record<string, HostTensor>, fetch?: readonly string[]): Promise<Record<string, HostTensor>> {
+  async run(
+    feeds: Record<string, HostTensor>,
+    fetch?: readonly string[],
+  ): Promise<Record<string, HostTensor>> {
     const ortFeeds = checkFeeds(this.graph, feeds);
     let out: ort.InferenceSession.OnnxValueMapType;
     try {
       out = fetch ? await this.session.run(ortFeeds, fetch as string[]) : await this.session.run(ortFeeds);
     } catch (err) {
-      throw new GraphError(`running graph '${this.graph.name}' failed: ${explain(this.graph, String((err as Error).message ?? err))}`);
+      throw new GraphError(
+        `running graph '${this.graph.name}' failed: ${explain(this.graph, String((err as Error).message ?? err))}`,
+      );
     }
     const result: Record<string, HostTensor> = {};
     for (const [k, v] of Object.entries(out)) {
@@ -101,20 +113,26 @@ export function checkFeeds(g: Graph, feeds: Record<string, HostTensor>): Record<
   const out: Record<string, ort.Tensor> = {};
   for (const t of g.inputs) {
     const f = feeds[t.name];
-    if (!f) throw new GraphError(`graph '${g.name}': input '${t.name}' (${t.dtype}${fmtShape(t.shape)}) was not fed`);
+    if (!f)
+      throw new GraphError(
+        `graph '${g.name}': input '${t.name}' (${t.dtype}${fmtShape(t.shape)}) was not fed`,
+      );
     checkOne(g, t, f, dims);
     out[t.name] = new ort.Tensor(f.dtype, f.data as never, f.shape as number[]);
   }
   for (const name of Object.keys(feeds))
     if (!g.inputs.some((t) => t.name === name))
-      throw new GraphError(`graph '${g.name}' has no input '${name}' (inputs: ${g.inputs.map((t) => t.name).join(', ')})`);
+      throw new GraphError(
+        `graph '${g.name}' has no input '${name}' (inputs: ${g.inputs.map((t) => t.name).join(', ')})`,
+      );
   return out;
 }
 
 function checkOne(g: Graph, t: Tensor, f: HostTensor, dims: Map<string, { size: number; by: string }>): void {
   const want = `${t.dtype}${fmtShape(t.shape)}`;
   const got = `${f.dtype}${fmtShape(f.shape)}`;
-  const fail = (why: string) => new GraphError(`graph '${g.name}': input '${t.name}' expects ${want}, got ${got}: ${why}`);
+  const fail = (why: string) =>
+    new GraphError(`graph '${g.name}': input '${t.name}' expects ${want}, got ${got}: ${why}`);
   if (f.dtype !== t.dtype) throw fail('dtype differs');
   if (f.shape.length !== t.rank) throw fail('rank differs');
   const n = f.shape.reduce((a, b) => a * b, 1);

@@ -57,4 +57,5 @@ export function derivedDim(hint: string): string {
 }
 
 /** Symbolic dims that name an input size (plain identifiers), as opposed to derived ones. */
-export const isNamedDim = (d: Dim): d is string => typeof d === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(d);
+export const isNamedDim = (d: Dim): d is string =>
+  typeof d === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(d);

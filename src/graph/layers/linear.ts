@@ -19,7 +19,9 @@ export function linear(x: Tensor, name: string, outFeatures: number, opts: Linea
   if (typeof inFeatures !== 'number')
     throw g.error('linear', `'${name}' needs a static last dim, got '${inFeatures}'`, [x]);
   return g.scope(name, () => {
-    const w = g.param('weight', [outFeatures, inFeatures], { init: opts.init ?? { kind: 'normal', std: 0.02 } });
+    const w = g.param('weight', [outFeatures, inFeatures], {
+      init: opts.init ?? { kind: 'normal', std: 0.02 },
+    });
     let y = matmul(x, transpose(w, [1, 0]));
     if (opts.bias ?? true) y = add(y, g.param('bias', [outFeatures]));
     return y;
@@ -29,5 +31,7 @@ export function linear(x: Tensor, name: string, outFeatures: number, opts: Linea
 /** Rows of a [num, dim] table picked by int64 ids (torch.nn.Embedding). */
 export function embedding(ids: Tensor, name: string, num: number, dim: number, init?: ParamInit): Tensor {
   const g = ids.graph;
-  return g.scope(name, () => gather(g.param('weight', [num, dim], { init: init ?? { kind: 'normal', std: 0.02 } }), ids, 0));
+  return g.scope(name, () =>
+    gather(g.param('weight', [num, dim], { init: init ?? { kind: 'normal', std: 0.02 } }), ids, 0),
+  );
 }

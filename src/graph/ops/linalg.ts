@@ -10,10 +10,15 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const g = a.graph;
   requireFloat('MatMul', a, b);
   sameDtype('MatMul', a, b);
-  if (a.rank < 2 || b.rank < 2) throw g.error('MatMul', 'operands need rank >= 2 (reshape vectors first)', [a, b]);
+  if (a.rank < 2 || b.rank < 2)
+    throw g.error('MatMul', 'operands need rank >= 2 (reshape vectors first)', [a, b]);
   const k1 = a.shape[a.rank - 1];
   const k2 = b.shape[b.rank - 2];
-  if (k1 !== k2 && !(typeof k1 === 'string' && typeof k2 === 'number') && !(typeof k1 === 'number' && typeof k2 === 'string'))
+  if (
+    k1 !== k2 &&
+    !(typeof k1 === 'string' && typeof k2 === 'number') &&
+    !(typeof k1 === 'number' && typeof k2 === 'string')
+  )
     throw g.error('MatMul', `inner dims differ: ${fmtShape(a.shape)} @ ${fmtShape(b.shape)}`, [a, b]);
   const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2));
   if (typeof batch === 'string') throw g.error('MatMul', `batch dims: ${batch}`, [a, b]);

@@ -2,7 +2,7 @@
 import { f, type FloatAttr } from '../graph.js';
 import { defineGradient } from '../gradients.js';
 import type { Tensor } from '../graph.js';
-import { node1, requireFloat } from './util.js';
+import { requireFloat } from './util.js';
 import { add, mul, reciprocal, sqrt, sub } from './elementwise.js';
 import { reduceMean, reduceSum } from './reduce.js';
 
@@ -52,10 +52,5 @@ defineGradient('LayerNormalization', ({ node, x, y, dy, needs }) => {
     const m2 = reduceMean(mul(dxhat, xhat), -1, true);
     dx = mul(invStd, sub(sub(dxhat, m1), mul(xhat, m2)));
   }
-  return [
-    dx,
-    needs(1) ? reduceSum(mul(d, xhat), lead) : null,
-    needs(2) ? reduceSum(d, lead) : null,
-  ];
+  return [dx, needs(1) ? reduceSum(mul(d, xhat), lead) : null, needs(2) ? reduceSum(d, lead) : null];
 });
-

@@ -46,11 +46,15 @@ function keepAxes(dy: Tensor, xRank: number, axes: number[], keepdims: boolean):
   return node1(g, 'Unsqueeze', [dy, g.int64s(axes)], dy.dtype, shape);
 }
 
-function reducedAxes(node: { attrs: Record<string, unknown>; inputs: (Tensor | null)[] }, x: Tensor): number[] {
+function reducedAxes(
+  node: { attrs: Record<string, unknown>; inputs: (Tensor | null)[] },
+  x: Tensor,
+): number[] {
   const a = node.attrs.axes as number[] | undefined;
   if (a) return a;
   const t = node.inputs[1];
-  if (t && t.kind === 'const') return Array.from(x.graph.initializers.get(t.name)!.data as BigInt64Array, Number);
+  if (t && t.kind === 'const')
+    return Array.from(x.graph.initializers.get(t.name)!.data as BigInt64Array, Number);
   return Array.from({ length: x.rank }, (_, i) => i);
 }
 

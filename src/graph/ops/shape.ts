@@ -18,7 +18,9 @@ export function reshape(x: Tensor, shape: readonly Dim[]): Tensor {
   shape.forEach((d, i) => {
     if (typeof d === 'string') {
       if (x.shape[i] !== d)
-        throw g.error('Reshape', `symbolic dim '${d}' at position ${i} must be the input's own dim there`, [x]);
+        throw g.error('Reshape', `symbolic dim '${d}' at position ${i} must be the input's own dim there`, [
+          x,
+        ]);
       out.push(d);
       spec.push(0);
     } else if (d === 0) {
@@ -49,7 +51,11 @@ export function reshape(x: Tensor, shape: readonly Dim[]): Tensor {
     const a = numel(x.shape);
     const b = numel(out);
     if (a !== null && b !== null && a !== b)
-      throw g.error('Reshape', `cannot reshape ${fmtShape(x.shape)} (${a} values) to ${fmtShape(shape)} (${b})`, [x]);
+      throw g.error(
+        'Reshape',
+        `cannot reshape ${fmtShape(x.shape)} (${a} values) to ${fmtShape(shape)} (${b})`,
+        [x],
+      );
   }
   return node1(g, 'Reshape', [x, g.int64s(spec)], x.dtype, out);
 }
@@ -69,7 +75,14 @@ function inferSymbolic(from: Shape, to: Dim[], at: number): Dim {
 export function transpose(x: Tensor, perm: readonly number[]): Tensor {
   if (perm.length !== x.rank || [...perm].sort().some((p, i) => p !== i))
     throw x.graph.error('Transpose', `perm [${perm}] is not a permutation of rank ${x.rank}`, [x]);
-  return node1(x.graph, 'Transpose', [x], x.dtype, perm.map((p) => x.shape[p]), { perm: [...perm] });
+  return node1(
+    x.graph,
+    'Transpose',
+    [x],
+    x.dtype,
+    perm.map((p) => x.shape[p]),
+    { perm: [...perm] },
+  );
 }
 
 /** Swaps the last two axes (the matrix transpose of a batch of matrices). */
@@ -120,7 +133,11 @@ export function slice(
       shape[a] = st[i] > 0 ? Math.max(0, Math.ceil((e - s) / st[i])) : derivedDim('slice');
     } else {
       const whole = starts[i] === 0 && ends[i] >= 2 ** 31 - 1 && st[i] === 1;
-      shape[a] = whole ? d : st[i] === 1 && starts[i] >= 0 && ends[i] > 0 && ends[i] < 2 ** 31 - 1 ? ends[i] - starts[i] : derivedDim('slice');
+      shape[a] = whole
+        ? d
+        : st[i] === 1 && starts[i] >= 0 && ends[i] > 0 && ends[i] < 2 ** 31 - 1
+          ? ends[i] - starts[i]
+          : derivedDim('slice');
     }
   });
   return node1(g, 'Slice', [x, g.int64s(starts), g.int64s(ends), g.int64s(ax), g.int64s(st)], x.dtype, shape);
@@ -148,7 +165,13 @@ export function squeeze(x: Tensor, axes: number | readonly number[]): Tensor {
   for (const a of list)
     if (x.shape[a] !== 1 && typeof x.shape[a] === 'number')
       throw x.graph.error('Squeeze', `dim ${a} is ${x.shape[a]}, not 1`, [x]);
-  return node1(x.graph, 'Squeeze', [x, x.graph.int64s(list)], x.dtype, x.shape.filter((_, i) => !list.includes(i)));
+  return node1(
+    x.graph,
+    'Squeeze',
+    [x, x.graph.int64s(list)],
+    x.dtype,
+    x.shape.filter((_, i) => !list.includes(i)),
+  );
 }
 
 /** Broadcasts x to `shape` (numbers, or symbolic dims taken from `like` at run time). */
@@ -163,7 +186,11 @@ export function pad(x: Tensor, pads: readonly number[], value = 0): Tensor {
   if (pads.length !== 2 * x.rank || pads.some((p) => p < 0))
     throw g.error('Pad', `needs ${2 * x.rank} non-negative pads, got [${pads}]`, [x]);
   const shape = x.shape.map((d, i) =>
-    pads[i] + pads[i + x.rank] === 0 ? d : typeof d === 'number' ? d + pads[i] + pads[i + x.rank] : derivedDim('padded'),
+    pads[i] + pads[i + x.rank] === 0
+      ? d
+      : typeof d === 'number'
+        ? d + pads[i] + pads[i + x.rank]
+        : derivedDim('padded'),
   );
   return node1(g, 'Pad', [x, g.int64s(pads), g.scalar(value, x.dtype)], x.dtype, shape, { mode: 'constant' });
 }
@@ -174,7 +201,8 @@ export function split(x: Tensor, sizes: readonly number[], axis: number): Tensor
   const a = axesOf('Split', x, axis)[0];
   const d = x.shape[a];
   const sum = sizes.reduce((p, c) => p + c, 0);
-  if (typeof d === 'number' && d !== sum) throw g.error('Split', `sizes [${sizes}] sum to ${sum}, dim is ${d}`, [x]);
+  if (typeof d === 'number' && d !== sum)
+    throw g.error('Split', `sizes [${sizes}] sum to ${sum}, dim is ${d}`, [x]);
   return g.node(
     'Split',
     [x, g.int64s(sizes)],
@@ -199,7 +227,9 @@ defineGradient('Concat', ({ node, x, dy }) => {
   const g = dy[0]!.graph;
   const xs = x as Tensor[];
   // Sizes along the axis at run time, so symbolic lengths work too.
-  const sizes = concatInts(xs.map((t) => node1(g, 'Gather', [shapeOf(t), g.int64s([axis])], 'int64', [1], { axis: 0 })));
+  const sizes = concatInts(
+    xs.map((t) => node1(g, 'Gather', [shapeOf(t), g.int64s([axis])], 'int64', [1], { axis: 0 })),
+  );
   return g.node(
     'Split',
     [dy[0]!, sizes],
@@ -239,7 +269,16 @@ defineGradient('Slice', ({ x, dy }) => {
     before.push(b);
     after.push(sub(sub(dx, b), dyy));
   }
-  return [node1(g, 'Pad', [dy[0]!, concatInts([...before, ...after]), g.scalar(0, src.dtype)], src.dtype, src.shape, { mode: 'constant' })];
+  return [
+    node1(
+      g,
+      'Pad',
+      [dy[0]!, concatInts([...before, ...after]), g.scalar(0, src.dtype)],
+      src.dtype,
+      src.shape,
+      { mode: 'constant' },
+    ),
+  ];
 });
 defineGradient('Pad', ({ x, dy }) => {
   const g = x[0]!.graph;
@@ -269,8 +308,21 @@ defineGradient('Gather', ({ node, x, dy }) => {
   }
   const zeros = zerosLike(tableT);
   const idx64 = idx.dtype === 'int64' ? idx : cast(idx, 'int64');
-  const scattered = g.node('ScatterND', [zeros, node1(g, 'Unsqueeze', [idx64, g.int64s([nIdx])], 'int64', [...idx.shape, 1]), g2], [{ dtype: table.dtype, shape: tableT.shape }], { reduction: 'add' })[0];
-  return [axis === 0 ? scattered : transpose(scattered, perm.map((_, i) => perm.indexOf(i))), null];
+  const scattered = g.node(
+    'ScatterND',
+    [zeros, node1(g, 'Unsqueeze', [idx64, g.int64s([nIdx])], 'int64', [...idx.shape, 1]), g2],
+    [{ dtype: table.dtype, shape: tableT.shape }],
+    { reduction: 'add' },
+  )[0];
+  return [
+    axis === 0
+      ? scattered
+      : transpose(
+          scattered,
+          perm.map((_, i) => perm.indexOf(i)),
+        ),
+    null,
+  ];
 });
 
 function reshapeLike(t: Tensor, like: Tensor): Tensor {

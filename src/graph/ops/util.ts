@@ -14,7 +14,8 @@ export function sameDtype(op: string, a: Tensor, b: Tensor): void {
 }
 
 export function requireFloat(op: string, ...ts: Tensor[]): void {
-  for (const t of ts) if (!isFloat(t.dtype)) throw t.graph.error(op, `needs a float tensor, got ${t.dtype}`, ts);
+  for (const t of ts)
+    if (!isFloat(t.dtype)) throw t.graph.error(op, `needs a float tensor, got ${t.dtype}`, ts);
 }
 
 export function broadcastOrThrow(op: string, a: Tensor, b: Tensor): Shape {
@@ -62,7 +63,9 @@ export function unbroadcast(dy: Tensor, target: Shape): Tensor {
     else if (target[i - lead] === 1 && dy.shape[i] !== 1) axes.push(i);
   }
   if (axes.length === 0) return dy;
-  const summed = node1(g, 'ReduceSum', [dy, g.int64s(axes)], dy.dtype, keepShape(dy.shape, axes), { keepdims: 1 });
+  const summed = node1(g, 'ReduceSum', [dy, g.int64s(axes)], dy.dtype, keepShape(dy.shape, axes), {
+    keepdims: 1,
+  });
   if (lead === 0) return summed;
   // keepdims left the leading axes as size 1: squeeze them away.
   const leadAxes = Array.from({ length: lead }, (_, i) => i);
