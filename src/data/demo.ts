@@ -169,7 +169,15 @@ export function planDemoCorpus(perClass: number): DemoPlanItem[] {
         wordGap: p.wordGap,
       };
       const list = bySession.get(spk.session) ?? [];
-      list.push({ label, text, speaker: spk.id, session: spk.session, voice: spk.voice, prosody, sharedText });
+      list.push({
+        label,
+        text,
+        speaker: spk.id,
+        session: spk.session,
+        voice: spk.voice,
+        prosody,
+        sharedText,
+      });
       bySession.set(spk.session, list);
     }
   });
@@ -223,8 +231,24 @@ function locateEspeak(): { js: string; wasm: string } {
 function espeakArgs(job: SynthJob): string[] {
   const p = job.prosody;
   // -D: deterministic random mode, so that the same plan gives the same audio.
-  return ['-D', '-w', '/out.wav', '-v', job.voice, '-s', `${p.rate}`, '-p', `${p.pitch}`, '-a', `${p.amplitude}`,
-    '-P', `${p.range}`, '-g', `${p.wordGap}`, job.text];
+  return [
+    '-D',
+    '-w',
+    '/out.wav',
+    '-v',
+    job.voice,
+    '-s',
+    `${p.rate}`,
+    '-p',
+    `${p.pitch}`,
+    '-a',
+    `${p.amplitude}`,
+    '-P',
+    `${p.range}`,
+    '-g',
+    `${p.wordGap}`,
+    job.text,
+  ];
 }
 
 /**
@@ -306,7 +330,8 @@ async function synthesiseAll(jobs: SynthJob[], threads: number, onDone: () => vo
         });
         w.on('error', fail);
         w.on('exit', (code) => {
-          if (finished < jobs.length) fail(new Error(`demo corpus: a synthesis worker stopped early (exit code ${code})`));
+          if (finished < jobs.length)
+            fail(new Error(`demo corpus: a synthesis worker stopped early (exit code ${code})`));
         });
         feed(w);
       }
@@ -356,7 +381,8 @@ function removeStaleTemps(dir: string): void {
   for (const n of names) {
     if (!n.startsWith(prefix)) continue;
     const pid = Number(n.slice(prefix.length).split('-')[0]);
-    if (Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid)) rmSync(join(parent, n), { recursive: true, force: true });
+    if (Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid))
+      rmSync(join(parent, n), { recursive: true, force: true });
   }
 }
 
@@ -392,7 +418,9 @@ export async function loadDemoCorpus(opts: DemoCorpusOptions = {}): Promise<Corp
     existsSync(join(dir, 'manifest.jsonl'));
   if (!fresh) {
     if (stamp === null && existsSync(dir) && readdirSync(dir).length > 0) {
-      throw new Error(`${dir}: the folder exists and is not a lemer demo corpus (no demo.json); choose another --dir`);
+      throw new Error(
+        `${dir}: the folder exists and is not a lemer demo corpus (no demo.json); choose another --dir`,
+      );
     }
     await generate(dir, opts.perClass ?? DEMO_DEFAULT_PER_CLASS, opts);
   }
@@ -415,7 +443,10 @@ async function generate(dir: string, perClass: number, opts: DemoCorpusOptions):
       prosody: p.prosody,
       out: join(tmp, 'wav', `${p.id}.wav`),
     }));
-    const threads = Math.max(1, Math.min(opts.concurrency ?? Math.min(4, availableParallelism()), jobs.length));
+    const threads = Math.max(
+      1,
+      Math.min(opts.concurrency ?? Math.min(4, availableParallelism()), jobs.length),
+    );
     let done = 0;
     opts.onProgress?.(0, jobs.length);
     await synthesiseAll(jobs, threads, () => opts.onProgress?.(++done, jobs.length));

@@ -25,7 +25,7 @@ export function gradients(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): 
   // Forward pass over the node list: which values depend on a requested tensor.
   const depends = new Set<Tensor>(wrt);
   for (const n of g.nodes) {
-    if (isNonDifferentiable(n.op)) continue;
+    if (isNonDifferentiable(n.op) || n.stopGradient) continue;
     if (n.inputs.some((t) => t && depends.has(t)))
       for (const o of n.outputs) if (isFloat(o.dtype)) depends.add(o);
   }
@@ -56,7 +56,7 @@ export function gradients(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): 
     const n = forward[i];
     if (!n.outputs.some((o) => contributions.has(o))) continue;
     if (!n.inputs.some((t) => t && depends.has(t))) continue;
-    if (isNonDifferentiable(n.op)) continue;
+    if (isNonDifferentiable(n.op) || n.stopGradient) continue;
     const rule = gradientRule(n.op);
     if (!rule)
       throw g.error(

@@ -36,6 +36,8 @@ export interface NodeRecord {
   /** Where the model code built this node (formatted lazily: stacks are costly to format). */
   where: Error;
   scope: string;
+  /** Set by ops.stopGradient: the node passes values forward but no gradient back. */
+  stopGradient?: boolean;
 }
 
 /** How a parameter is filled before any checkpoint is loaded. Serialisable on purpose. */
@@ -139,11 +141,14 @@ export interface GraphOptions {
   training?: boolean;
   /** Base seed of random ops (dropout, Gumbel noise, masking). */
   seed?: number;
+  /** For a subgraph (the body of an ONNX Loop / If): the graph whose values it may read. */
+  parent?: Graph;
 }
 
 export class Graph {
   readonly name: string;
   readonly floatType: 'float32' | 'float64';
+  readonly parent: Graph | null;
   training: boolean;
   seed: number;
   readonly nodes: NodeRecord[] = [];
@@ -151,7 +156,8 @@ export class Graph {
   readonly params = new Map<string, { spec: ParamSpec; tensor: Tensor }>();
   readonly initializers = new Map<string, ConstData>();
   readonly outputs: { name: string; tensor: Tensor }[] = [];
-  private readonly names = new Set<string>();
+  /** Value names in use; a subgraph shares its root's set, as ONNX wants names unique model-wide. */
+  private readonly names: Set<string>;
   private readonly scopes: string[] = [];
   private readonly scalarCache = new Map<string, Tensor>();
   private counter = 0;
@@ -162,6 +168,15 @@ export class Graph {
     this.floatType = opts.floatType ?? 'float32';
     this.training = opts.training ?? false;
     this.seed = opts.seed ?? 0;
+    this.parent = opts.parent ?? null;
+    this.names = this.parent ? this.parent.names : new Set<string>();
+  }
+
+  /** Whether values of `other` may be read here: this graph or one that encloses it. */
+  canRead(other: Graph): boolean {
+    if (other === this) return true;
+    for (let g = this.parent; g; g = g.parent) if (g === other) return true;
+    return false;
   }
 
   /** Runs `fn` with `name` pushed on the scope: parameters and nodes made inside get it as prefix. */
@@ -302,7 +317,7 @@ export class Graph {
     domain = '',
   ): Tensor[] {
     for (const t of inputs)
-      if (t && t.graph !== this)
+      if (t && !this.canRead(t.graph))
         throw new GraphError(`${op}: input ${t.name} belongs to graph '${t.graph.name}', not '${this.name}'`);
     const scope = this.scopes.join('/');
     const name = this.uniqueName(`${scope ? scope + '/' : ''}${op}`);

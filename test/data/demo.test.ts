@@ -1,10 +1,25 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { DEMO_LABELS, DEMO_NAME, defaultDemoDir, loadDemoCorpus, planDemoCorpus } from '../../src/data/demo.js';
+import {
+  DEMO_LABELS,
+  DEMO_NAME,
+  defaultDemoDir,
+  loadDemoCorpus,
+  planDemoCorpus,
+} from '../../src/data/demo.js';
 
 let hasEspeak = true;
 try {
@@ -54,13 +69,23 @@ test('the plan is deterministic, balanced, and grouped into ordered dialogues', 
   assert.equal(new Set(a.map((p) => p.speaker)).size, 6);
   assert.equal(new Set(a.map((p) => p.session)).size, 3);
   // Each speaker belongs to exactly one session (so speaker folds nest in session folds).
-  for (const s of new Set(a.map((p) => p.speaker))) assert.equal(new Set(a.filter((p) => p.speaker === s).map((p) => p.session)).size, 1);
+  for (const s of new Set(a.map((p) => p.speaker)))
+    assert.equal(new Set(a.filter((p) => p.speaker === s).map((p) => p.session)).size, 1);
   const byDialogue = new Map<string, number[]>();
   for (const p of a) byDialogue.set(p.dialogue, [...(byDialogue.get(p.dialogue) ?? []), p.turn]);
-  for (const [d, turns] of byDialogue) assert.deepEqual(turns, turns.map((_, i) => i), `turns of ${d}`);
+  for (const [d, turns] of byDialogue)
+    assert.deepEqual(
+      turns,
+      turns.map((_, i) => i),
+      `turns of ${d}`,
+    );
   assert.equal(new Set(a.map((p) => p.id)).size, a.length);
   // Some neutral-worded sentences are spoken under every class.
-  for (const l of DEMO_LABELS) assert.ok(a.some((p) => p.label === l && p.sharedText), `shared text under ${l}`);
+  for (const l of DEMO_LABELS)
+    assert.ok(
+      a.some((p) => p.label === l && p.sharedText),
+      `shared text under ${l}`,
+    );
 });
 
 test('default cache folder follows LEMER_CACHE', () => {
@@ -68,69 +93,73 @@ test('default cache folder follows LEMER_CACHE', () => {
   assert.match(defaultDemoDir({}), /\.cache[\\/]lemer[\\/]demo-v1$/);
 });
 
-test('generates a synthetic corpus once, with audio that carries the class, then reuses it', { skip }, async () => {
-  const root = mkdtempSync(join(tmpdir(), 'lemer-demo-'));
-  try {
-    const dir = join(root, 'demo');
-    // A temp folder from a crashed run (its pid is gone) must be cleaned, never reused.
-    const stale = `${dir}.tmp-999999-dead`;
-    mkdirSync(stale);
-    writeFileSync(join(stale, 'demo.json'), '{}');
+test(
+  'generates a synthetic corpus once, with audio that carries the class, then reuses it',
+  { skip },
+  async () => {
+    const root = mkdtempSync(join(tmpdir(), 'lemer-demo-'));
+    try {
+      const dir = join(root, 'demo');
+      // A temp folder from a crashed run (its pid is gone) must be cleaned, never reused.
+      const stale = `${dir}.tmp-999999-dead`;
+      mkdirSync(stale);
+      writeFileSync(join(stale, 'demo.json'), '{}');
 
-    const progress: number[] = [];
-    const corpus = await loadDemoCorpus({ dir, perClass: 4, onProgress: (d, t) => progress.push(d / t) });
-    assert.equal(corpus.name, DEMO_NAME);
-    assert.deepEqual(corpus.labels, [...DEMO_LABELS]);
-    assert.equal(corpus.utterances.length, 16);
-    for (const l of DEMO_LABELS) assert.equal(corpus.utterances.filter((u) => u.label === l).length, 4);
-    assert.ok(new Set(corpus.utterances.map((u) => u.speaker)).size >= 4);
-    assert.equal(progress.at(-1), 1);
-    assert.ok(progress.length >= 16);
-    assert.match(readFileSync(join(dir, 'README.txt'), 'utf8'), /SYNTHETIC/);
-    assert.ok(!existsSync(stale), 'stale temp folder removed');
-    assert.deepEqual(readdirSync(root), ['demo'], 'no temp folders left beside the corpus');
+      const progress: number[] = [];
+      const corpus = await loadDemoCorpus({ dir, perClass: 4, onProgress: (d, t) => progress.push(d / t) });
+      assert.equal(corpus.name, DEMO_NAME);
+      assert.deepEqual(corpus.labels, [...DEMO_LABELS]);
+      assert.equal(corpus.utterances.length, 16);
+      for (const l of DEMO_LABELS) assert.equal(corpus.utterances.filter((u) => u.label === l).length, 4);
+      assert.ok(new Set(corpus.utterances.map((u) => u.speaker)).size >= 4);
+      assert.equal(progress.at(-1), 1);
+      assert.ok(progress.length >= 16);
+      assert.match(readFileSync(join(dir, 'README.txt'), 'utf8'), /SYNTHETIC/);
+      assert.ok(!existsSync(stale), 'stale temp folder removed');
+      assert.deepEqual(readdirSync(root), ['demo'], 'no temp folders left beside the corpus');
 
-    const rms: Record<string, number[]> = {};
-    const secsPerChar: Record<string, number[]> = {};
-    for (const u of corpus.utterances) {
-      assert.ok(u.audioPath && existsSync(u.audioPath), `${u.id}: audio exists`);
-      const { sampleRate, samples } = readWav(u.audioPath);
-      assert.equal(sampleRate, 22050);
-      assert.ok(samples.length > sampleRate * 0.5, `${u.id}: at least half a second`);
-      let peak = 0;
-      let sq = 0;
-      for (const s of samples) {
-        peak = Math.max(peak, Math.abs(s));
-        sq += s * s;
+      const rms: Record<string, number[]> = {};
+      const secsPerChar: Record<string, number[]> = {};
+      for (const u of corpus.utterances) {
+        assert.ok(u.audioPath && existsSync(u.audioPath), `${u.id}: audio exists`);
+        const { sampleRate, samples } = readWav(u.audioPath);
+        assert.equal(sampleRate, 22050);
+        assert.ok(samples.length > sampleRate * 0.5, `${u.id}: at least half a second`);
+        let peak = 0;
+        let sq = 0;
+        for (const s of samples) {
+          peak = Math.max(peak, Math.abs(s));
+          sq += s * s;
+        }
+        assert.ok(peak < 32767, `${u.id}: does not clip`);
+        (rms[u.label] ??= []).push(Math.sqrt(sq / samples.length));
+        (secsPerChar[u.label] ??= []).push(samples.length / sampleRate / u.text.length);
       }
-      assert.ok(peak < 32767, `${u.id}: does not clip`);
-      (rms[u.label] ??= []).push(Math.sqrt(sq / samples.length));
-      (secsPerChar[u.label] ??= []).push(samples.length / sampleRate / u.text.length);
+      // Prosody: anger louder and faster than sadness, by a wide margin.
+      assert.ok(mean(rms.ang) > 1.5 * mean(rms.sad), `RMS ang ${mean(rms.ang)} vs sad ${mean(rms.sad)}`);
+      assert.ok(mean(secsPerChar.sad) > 1.2 * mean(secsPerChar.ang), `s/char sad vs ang`);
+      assert.ok(mean(rms.hap) > mean(rms.sad));
+
+      // Second load: from the cache, nothing synthesised or rewritten.
+      const before = statSync(join(dir, 'manifest.jsonl')).mtimeMs;
+      let calls = 0;
+      const again = await loadDemoCorpus({ dir, onProgress: () => calls++ });
+      assert.equal(calls, 0);
+      assert.equal(statSync(join(dir, 'manifest.jsonl')).mtimeMs, before);
+      assert.deepEqual(again.utterances, corpus.utterances);
+      const same = await loadDemoCorpus({ dir, perClass: 4, onProgress: () => calls++ });
+      assert.equal(calls, 0);
+      assert.equal(same.utterances.length, 16);
+
+      // Another size asked for explicitly: generated again, replacing the old one.
+      const small = await loadDemoCorpus({ dir, perClass: 1 });
+      assert.equal(small.utterances.length, 4);
+      assert.equal(readdirSync(join(dir, 'wav')).length, 4);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
-    // Prosody: anger louder and faster than sadness, by a wide margin.
-    assert.ok(mean(rms.ang) > 1.5 * mean(rms.sad), `RMS ang ${mean(rms.ang)} vs sad ${mean(rms.sad)}`);
-    assert.ok(mean(secsPerChar.sad) > 1.2 * mean(secsPerChar.ang), `s/char sad vs ang`);
-    assert.ok(mean(rms.hap) > mean(rms.sad));
-
-    // Second load: from the cache, nothing synthesised or rewritten.
-    const before = statSync(join(dir, 'manifest.jsonl')).mtimeMs;
-    let calls = 0;
-    const again = await loadDemoCorpus({ dir, onProgress: () => calls++ });
-    assert.equal(calls, 0);
-    assert.equal(statSync(join(dir, 'manifest.jsonl')).mtimeMs, before);
-    assert.deepEqual(again.utterances, corpus.utterances);
-    const same = await loadDemoCorpus({ dir, perClass: 4, onProgress: () => calls++ });
-    assert.equal(calls, 0);
-    assert.equal(same.utterances.length, 16);
-
-    // Another size asked for explicitly: generated again, replacing the old one.
-    const small = await loadDemoCorpus({ dir, perClass: 1 });
-    assert.equal(small.utterances.length, 4);
-    assert.equal(readdirSync(join(dir, 'wav')).length, 4);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
-});
+  },
+);
 
 test('refuses to generate into a folder that holds something else', { skip }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'lemer-demo-'));

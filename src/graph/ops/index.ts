@@ -4,3 +4,5 @@ export * from './shape.js';
 export * from './reduce.js';
 export * from './linalg.js';
 export * from './norm.js';
+export * from './random.js';
+export * from './conv.js';

@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+/** The `lemer` command line. */
+import { runCli } from './program.js';
+
+process.exitCode = await runCli(process.argv.slice(2));

@@ -1,0 +1,158 @@
+import { z } from 'zod';
+
+/*
+ * One experiment = one config file. Every default is the paper's value (SPEC.md) unless its
+ * comment says "our choice". Objects are strict: a misspelt key is an error, never ignored.
+ * `.prefault({})` (not `.default`) so that a missing section is filled by its own defaults.
+ */
+
+const posInt = z.number().int().positive();
+const nonNegInt = z.number().int().nonnegative();
+const posNum = z.number().positive();
+const nonNeg = z.number().nonnegative();
+
+export const textSchema = z
+  .strictObject({
+    /** Tokens of history + current utterance together, at most (paper: 150). */
+    maxTokens: posInt.default(150),
+    /** Previous utterances of the same dialogue given as context (paper: 10). */
+    history: nonNegInt.default(10),
+    /** Keywords per class for the semantic label embedding (paper: K = 9). */
+    labelK: posInt.default(9),
+    /** Table 1 init variants of L_t. */
+    labelInit: z.enum(['tfidf', 'label-words', 'random']).default('tfidf'),
+    /** Keyword embeddings: encoder output hidden states (paper reading) or input word-piece embeddings. */
+    labelSource: z.enum(['hidden', 'wordpiece']).default('hidden'),
+    /** Label-token attention over the whole context or over the current utterance's tokens only. */
+    labelScope: z.enum(['context', 'current']).default('context'),
+  })
+  .prefault({});
+
+/** Key names follow src/audio's LogMelOptions, so that the section passes straight through. */
+export const logMelSchema = z
+  .strictObject({
+    numBins: posInt.default(80),
+    frameLengthMs: posNum.default(25),
+    frameShiftMs: posNum.default(10),
+    /** Per-utterance mean/variance normalisation (paper) or none. */
+    normalize: z.enum(['utterance', 'none']).default('utterance'),
+  })
+  .prefault({});
+
+/**
+ * The paper applies SpecAugment without giving settings. Our choice, the defaults of
+ * src/audio's specAugment: no time warp, 2 time masks of up to 40 frames (and at most 20% of
+ * the utterance each), 2 frequency masks of up to 27 bins, masked cells set to 0.
+ */
+export const specAugmentSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    timeMasks: nonNegInt.default(2),
+    timeMaskMax: nonNegInt.default(40),
+    timeMaskMaxRatio: z.number().min(0).max(1).default(0.2),
+    freqMasks: nonNegInt.default(2),
+    freqMaskMax: nonNegInt.default(27),
+    fill: z.enum(['zero', 'mean']).default('zero'),
+  })
+  .prefault({});
+
+export const speechSchema = z
+  .strictObject({
+    /** Encoders take 16 kHz waveforms; audio is resampled to this. */
+    sampleRate: posInt.default(16000),
+    /** Speech codes per class for the tonal label embedding (paper: K = 100). */
+    labelK: posInt.default(100),
+    /** Table 1 init variants of L_s. */
+    labelInit: z.enum(['codebook', 'bert', 'random']).default('codebook'),
+    /** codebook init: mean hidden state at frames with a top-K code (default) or codebook vectors + learned projection. */
+    codebookMode: z.enum(['hidden-mean', 'projection']).default('hidden-mean'),
+    /** Where frame codes come from: the encoder's quantizer, k-means over features, or whichever the encoder has. */
+    codes: z.enum(['auto', 'quantizer', 'kmeans']).default('auto'),
+    logMel: logMelSchema,
+    specAugment: specAugmentSchema,
+  })
+  .prefault({});
+
+export const headSchema = z
+  .strictObject({
+    /** Table 3: constraint = C1 (LE-MER), sum = C2, label-only = C3, vanilla = C4; score-fusion = Table 2. */
+    fusion: z.enum(['constraint', 'sum', 'label-only', 'vanilla', 'score-fusion']).default('constraint'),
+    /** Scale of the cosine logits of the label-attention heads (paper-literal: 1). */
+    labelTemperature: posNum.default(1),
+    /** A_l normalised like A_r (softmax over frames) before L_c, or raw. */
+    alNorm: z.enum(['softmax', 'raw']).default('softmax'),
+    /** Loss weights mu1..mu4 of Eq 12: L = mu1 L_m + mu2 L_c + mu3 L_g^t + mu4 L_g^s. */
+    mu: z
+      .strictObject({
+        fusion: nonNeg.default(1),
+        constraint: nonNeg.default(0.5),
+        textLabel: nonNeg.default(0.2),
+        speechLabel: nonNeg.default(0.2),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+export const optimSchema = z
+  .strictObject({
+    name: z.literal('adam').default('adam'),
+    /** Adam betas and epsilon: PyTorch's defaults (the paper gives none). */
+    beta1: z.number().min(0).lt(1).default(0.9),
+    beta2: z.number().min(0).lt(1).default(0.999),
+    eps: posNum.default(1e-8),
+    /** Linear warm-up steps (paper: 8000). */
+    warmupSteps: nonNegInt.default(8000),
+    lr: z
+      .strictObject({
+        speech: nonNeg.default(1e-6),
+        text: nonNeg.default(5e-6),
+        /** Our choice: the paper gives no rate for the head, only that it is separate. */
+        head: nonNeg.default(1e-4),
+      })
+      .prefault({}),
+    batchSize: posInt.default(16),
+    /** Micro-batches summed per optimiser step, where memory is short. */
+    gradAccum: posInt.default(1),
+    /** Global gradient-norm clipping; null turns it off. Our choice: 1.0 (the paper gives none). */
+    clipNorm: posNum.nullable().default(1),
+  })
+  .prefault({});
+
+const encoderSchema = (freeze: boolean) =>
+  z
+    .strictObject({
+      /** A local Hugging Face model folder (config.json, *.safetensors, tokenizer files). Nothing is downloaded. */
+      path: z.string().min(1).nullable().default(null),
+      /** Frozen encoders are not trained; their features can be cached. */
+      freeze: z.boolean().default(freeze),
+    })
+    .prefault({});
+
+export const configSchema = z.strictObject({
+  /** Class names in logit order (paper: IEMOCAP 4 classes, exc merged into hap). */
+  classes: z
+    .array(z.string().min(1))
+    .min(2)
+    .default(['ang', 'hap', 'sad', 'neu'])
+    .refine((c) => new Set(c).size === c.length, { message: 'class names must be unique' }),
+  /** Corpus spec, as for --corpus: iemocap:<dir>, emodb:<dir>, meld:<dir>, manifest:<file>, demo. */
+  corpus: z.string().min(1).default('demo'),
+  /** Cross-validation folds: leave-one-session-out (paper) or leave-one-speaker-out. */
+  protocol: z.enum(['session', 'speaker']).default('session'),
+  seed: z.number().int().default(42),
+  text: textSchema,
+  speech: speechSchema,
+  head: headSchema,
+  optim: optimSchema,
+  encoders: z
+    .strictObject({
+      text: encoderSchema(false),
+      speech: encoderSchema(false),
+    })
+    .prefault({}),
+});
+
+/** A validated config with every default filled in. */
+export type LemerConfig = z.output<typeof configSchema>;
+/** What a config file may contain: every key optional. */
+export type LemerConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,26 @@
+/**
+ * lemer as a library: corpora, audio front end, text tools, evaluation, configuration.
+ * The command line (`lemer`, src/cli) is built on these same exports.
+ */
+export * from './data/index.js';
+export {
+  loadDemoCorpus,
+  planDemoCorpus,
+  defaultDemoDir,
+  DEMO_LABELS,
+  DEMO_NAME,
+  DEMO_VERSION,
+  DEMO_DEFAULT_PER_CLASS,
+  type DemoCorpusOptions,
+  type DemoPlanItem,
+} from './data/demo.js';
+export * from './audio/index.js';
+export * from './text/tokenizer.js';
+export * from './text/bert-json.js';
+export * from './text/vocab.js';
+export * from './text/tfidf.js';
+export * from './text/stopwords.js';
+export * from './eval/metrics.js';
+export * from './eval/report.js';
+export * from './config/schema.js';
+export * from './config/load.js';
