@@ -158,5 +158,19 @@ export function toOnnx(g: Graph, opts: { producer?: string; docString?: string }
     ow.string(1, '');
     ow.int(2, OPSET);
   });
+  // ONNX Runtime's contrib ops (fused kernels) live in their own domain.
+  const domains = new Set<string>();
+  const collect = (gr: Graph): void => {
+    for (const n of gr.nodes) {
+      if (n.domain) domains.add(n.domain);
+      for (const a of Object.values(n.attrs)) if (a instanceof Graph) collect(a);
+    }
+  };
+  collect(g);
+  for (const d of domains)
+    w.message(8, (ow) => {
+      ow.string(1, d);
+      ow.int(2, 1);
+    });
   return w.finish();
 }

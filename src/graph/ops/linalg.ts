@@ -1,7 +1,7 @@
 /** Matrix products. */
 import { defineGradient } from '../gradients.js';
 import type { Tensor } from '../graph.js';
-import { broadcastShapes, fmtShape } from '../shape.js';
+import { broadcastShapes, fmtShape, isNamedDim } from '../shape.js';
 import { node1, requireFloat, sameDtype, unbroadcast } from './util.js';
 import { reshape, transposeLast2 } from './shape.js';
 
@@ -14,11 +14,9 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     throw g.error('MatMul', 'operands need rank >= 2 (reshape vectors first)', [a, b]);
   const k1 = a.shape[a.rank - 1];
   const k2 = b.shape[b.rank - 2];
-  if (
-    k1 !== k2 &&
-    !(typeof k1 === 'string' && typeof k2 === 'number') &&
-    !(typeof k1 === 'number' && typeof k2 === 'string')
-  )
+  // Unequal dims conflict only when both are known numbers or both are named input dims;
+  // a derived dim (e.g. the rows of a reshape to [-1, k]) may equal anything at run time.
+  if (k1 !== k2 && ((typeof k1 === 'number' && typeof k2 === 'number') || (isNamedDim(k1) && isNamedDim(k2))))
     throw g.error('MatMul', `inner dims differ: ${fmtShape(a.shape)} @ ${fmtShape(b.shape)}`, [a, b]);
   const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2));
   if (typeof batch === 'string') throw g.error('MatMul', `batch dims: ${batch}`, [a, b]);

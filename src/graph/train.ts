@@ -1,0 +1,539 @@
+/**
+ * Training: one graph (forward + backward + optimiser update) built once from a model's
+ * build function and run as one ONNX Runtime session per step. Gradient accumulation
+ * over micro-batches happens inside that graph (fwd1 bwd1 fwd2 bwd2 ... then one
+ * update), so gradients never cross the JS boundary.
+ *
+ * Weights and optimiser state live behind `StateBackend` (host arrays today); a K-steps-
+ * per-run `Loop` variant or a device-resident store replaces that class, not the models.
+ */
+import { gradients } from './autodiff.js';
+import type { DType } from './dtype.js';
+import { Graph, GraphError, type ParamSpec, type Tensor } from './graph.js';
+import {
+  addOptimizer,
+  resolveOptimizerConfig,
+  GRAD_NORM_OUTPUT,
+  LR_OUTPUT,
+  type OptimizerBuild,
+  type OptimizerConfig,
+  STEP_INPUT,
+  type StateWrite,
+} from './optim.js';
+import { ParameterStore, TensorStore, initTensor } from './params.js';
+import { CompiledGraph, type HostTensor, type RuntimeOptions } from './runtime.js';
+import { type Dim, fmtShape } from './shape.js';
+import * as ops from './ops/index.js';
+import { Rng } from '../util/random.js';
+import { type LoadedCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+
+export interface InputDecl {
+  dtype: DType;
+  /** Batch-major: axis 0 is the batch (split into micro-batches when training). */
+  shape: readonly Dim[];
+}
+
+/** What a build function learns about the graph it is building. */
+export interface BuildContext {
+  training: boolean;
+  /** Index of the micro-batch being built (0 in inference). */
+  chunk: number;
+  chunks: number;
+  /** The `step` input (updates done before this one) in training graphs: a seed source for random ops. */
+  step: Tensor | null;
+}
+
+export type TrainBuild = (
+  g: Graph,
+  inputs: Record<string, Tensor>,
+  ctx: BuildContext,
+) => { loss: Tensor; metrics?: Record<string, Tensor> };
+
+export interface TrainingGraphOptions {
+  inputs: Record<string, InputDecl>;
+  build: TrainBuild;
+  optimizer: OptimizerConfig;
+  /** Gradient accumulation: each batch is split along axis 0 into this many equal chunks (default 1). */
+  microBatches?: number;
+  /** Which parameters train (in addition to their own `trainable` flag). */
+  trainable?: (name: string) => boolean;
+  floatType?: 'float32' | 'float64';
+  /** Seed of the graph's random ops. */
+  seed?: number;
+  name?: string;
+}
+
+export interface TrainingGraph {
+  graph: Graph;
+  optimizer: OptimizerBuild;
+  /** Parameters the optimiser updates. */
+  trained: ParamSpec[];
+  /** Parameters in the graph that do not train (frozen by flag or predicate). */
+  frozen: string[];
+  /** Trainable parameters the loss does not depend on (left unchanged, no state). */
+  unused: string[];
+  metricNames: string[];
+  microBatches: number;
+}
+
+export const LOSS_OUTPUT = 'loss';
+export const metricOutput = (name: string): string => `metric.${name}`;
+
+function scalarOf(what: string, t: Tensor): Tensor {
+  if (t.rank === 0) return t;
+  if (t.shape.every((d) => d === 1)) return ops.reshape(t, []);
+  throw t.graph.error('Trainer', `${what} must be a scalar, got shape ${fmtShape(t.shape)}`, [t]);
+}
+
+/** Averages scalars (the per-chunk losses / metrics). */
+function meanOf(ts: Tensor[]): Tensor {
+  let s = ts[0];
+  for (let i = 1; i < ts.length; i++) s = ops.add(s, ts[i]);
+  return ts.length > 1 ? ops.mul(s, 1 / ts.length) : s;
+}
+
+/** Builds the training graph (no ORT session): exported for `lemer graph export` and inspection. */
+export function buildTrainingGraph(opts: TrainingGraphOptions): TrainingGraph {
+  const M = opts.microBatches ?? 1;
+  if (!Number.isInteger(M) || M < 1)
+    throw new Error(`Trainer: microBatches must be a whole number >= 1, got ${M}`);
+  resolveOptimizerConfig(opts.optimizer); // config errors before any model code runs
+  const names = Object.keys(opts.inputs);
+  if (names.length === 0) throw new Error('Trainer: declare at least one batch input');
+  const g = new Graph({
+    name: opts.name ?? 'train',
+    floatType: opts.floatType ?? 'float32',
+    training: true,
+    seed: opts.seed ?? 0,
+  });
+  const full: Record<string, Tensor> = {};
+  for (const n of names) {
+    const d = opts.inputs[n];
+    if (d.shape.length === 0)
+      throw new Error(`Trainer: input '${n}' needs a batch axis (axis 0), got a scalar`);
+    full[n] = g.input(n, d.dtype, d.shape);
+  }
+  // Each input split along the batch axis into M equal chunks (ONNX Split, M outputs, opset 17).
+  const chunks: Record<string, Tensor>[] = Array.from({ length: M }, () => ({}));
+  for (const n of names) {
+    const x = full[n];
+    if (M === 1) {
+      chunks[0][n] = x;
+      continue;
+    }
+    const b = x.shape[0];
+    if (typeof b === 'number' && b % M !== 0)
+      throw new Error(`Trainer: input '${n}' has batch size ${b}, not divisible into ${M} micro-batches`);
+    const part: Dim = typeof b === 'number' ? b / M : b;
+    const outs = g.node(
+      'Split',
+      [x],
+      Array.from({ length: M }, () => ({ dtype: x.dtype, shape: [part, ...x.shape.slice(1)] })),
+      { axis: 0 },
+    );
+    outs.forEach((t, i) => (chunks[i][n] = t));
+  }
+
+  // The step input comes first: build functions may derive random seeds from it.
+  const step = g.input(STEP_INPUT, g.floatType, []);
+  // Build chunk 0 first, then differentiate it at once so ORT can free its activations early.
+  let trained: { spec: ParamSpec; tensor: Tensor }[] = [];
+  const losses: Tensor[] = [];
+  const metrics: Record<string, Tensor[]> = {};
+  const grads: (Tensor | null)[][] = [];
+  let metricNames: string[] = [];
+  for (let i = 0; i < M; i++) {
+    const ctx: BuildContext = { training: true, chunk: i, chunks: M, step };
+    const run = () => opts.build(g, chunks[i], ctx);
+    const out = i === 0 ? run() : g.reusing(run);
+    if (!out || !out.loss) throw new Error('Trainer: the build function must return { loss }');
+    const loss = scalarOf('the loss', out.loss);
+    if (loss.dtype !== g.floatType)
+      throw new Error(`Trainer: loss is ${loss.dtype}, graph float type is ${g.floatType}`);
+    const ms = out.metrics ?? {};
+    if (i === 0) {
+      metricNames = Object.keys(ms);
+      trained = [...g.params.values()].filter(
+        (p) => p.spec.trainable && (opts.trainable?.(p.spec.name) ?? true),
+      );
+    } else if (Object.keys(ms).join() !== metricNames.join()) {
+      throw new Error(
+        `Trainer: micro-batch ${i} returned metrics [${Object.keys(ms)}], the first [${metricNames}]`,
+      );
+    }
+    losses.push(loss);
+    for (const k of metricNames) (metrics[k] ??= []).push(scalarOf(`metric '${k}'`, ms[k]).cast(g.floatType));
+    grads.push(
+      gradients(
+        loss,
+        trained.map((p) => p.tensor),
+      ),
+    );
+  }
+  if (g.params.size === 0) throw new Error('Trainer: the model has no parameters');
+
+  const entries = [];
+  const unused: string[] = [];
+  for (let k = 0; k < trained.length; k++) {
+    const parts = grads.map((gr) => gr[k]).filter((t): t is Tensor => t !== null);
+    if (parts.length === 0) {
+      unused.push(trained[k].spec.name);
+      continue;
+    }
+    let sum = parts[0];
+    for (let j = 1; j < parts.length; j++) sum = ops.add(sum, parts[j]);
+    if (M > 1) sum = ops.mul(sum, 1 / M);
+    entries.push({ spec: trained[k].spec, tensor: trained[k].tensor, grad: sum });
+  }
+  if (entries.length === 0)
+    throw new Error('Trainer: no trainable parameter reaches the loss (all frozen or unused)');
+  g.output(LOSS_OUTPUT, meanOf(losses));
+  for (const k of metricNames) g.output(metricOutput(k), meanOf(metrics[k]));
+  const optimizer = addOptimizer(g, entries, opts.optimizer);
+  const trainedNames = new Set(entries.map((e) => e.spec.name));
+  return {
+    graph: g,
+    optimizer,
+    trained: entries.map((e) => e.spec),
+    frozen: [...g.params.values()]
+      .map((p) => p.spec.name)
+      .filter((n) => !trainedNames.has(n) && !unused.includes(n)),
+    unused,
+    metricNames,
+    microBatches: M,
+  };
+}
+
+/**
+ * Where weights and optimiser state live between steps, and how a step graph runs over
+ * them. This host implementation feeds JS arrays and takes the returned arrays as the new
+ * state (no copies). A K-steps `Loop` runner or a device-resident store implements the
+ * same interface.
+ */
+export interface StateBackend {
+  readonly params: ParameterStore;
+  readonly optimizerState: TensorStore;
+  /** Runs a training step graph: `extra` (batch, step) + all state in, new state taken from the outputs. */
+  runStep(
+    run: CompiledGraph,
+    extra: Record<string, HostTensor>,
+    writes: readonly StateWrite[],
+  ): Promise<Record<string, HostTensor>>;
+  /** Runs a graph that only reads parameters (inference / evaluation). */
+  runReadOnly(
+    run: CompiledGraph,
+    extra: Record<string, HostTensor>,
+    fetch?: readonly string[],
+  ): Promise<Record<string, HostTensor>>;
+}
+
+export class HostStateBackend implements StateBackend {
+  constructor(
+    readonly params: ParameterStore,
+    readonly optimizerState: TensorStore,
+  ) {}
+
+  private feeds(g: Graph, extra: Record<string, HostTensor>): Record<string, HostTensor> {
+    const feeds: Record<string, HostTensor> = { ...extra, ...this.params.feedsFor(g) };
+    for (const t of g.inputs)
+      if (!(t.name in feeds) && this.optimizerState.has(t.name))
+        feeds[t.name] = this.optimizerState.get(t.name);
+    return feeds;
+  }
+
+  async runStep(
+    run: CompiledGraph,
+    extra: Record<string, HostTensor>,
+    writes: readonly StateWrite[],
+  ): Promise<Record<string, HostTensor>> {
+    const feeds = this.feeds(run.graph, extra);
+    const out = await run.run(feeds);
+    // The binding hands back fresh arrays: they become the state as they are. Never
+    // the same buffer as an input of the same run (the next run feeds them as inputs only).
+    for (const w of writes) {
+      const t = out[w.output];
+      if (!t) throw new GraphError(`training step returned no output '${w.output}'`);
+      (w.store === 'params' ? this.params : this.optimizerState).set(w.name, t);
+      delete out[w.output];
+    }
+    return out;
+  }
+
+  async runReadOnly(
+    run: CompiledGraph,
+    extra: Record<string, HostTensor>,
+    fetch?: readonly string[],
+  ): Promise<Record<string, HostTensor>> {
+    return run.run(this.feeds(run.graph, extra), fetch);
+  }
+}
+
+export interface TrainerOptions extends TrainingGraphOptions {
+  /** Weights to start from (shared, updated in place by replacement); missing ones are initialised. */
+  params?: ParameterStore;
+  runtime?: RuntimeOptions;
+}
+
+export interface TrainerState {
+  /** Updates done. */
+  step: number;
+  epoch: number;
+  /** Seed of the graph's random ops and of the parameter initialisation. */
+  seed: number;
+  /** State of `trainer.rng` (data order), so that a resumed run draws the same batches. */
+  rngState: number;
+}
+
+export interface StepResult {
+  loss: number;
+  metrics: Record<string, number>;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Learning rate of the default group used by this update. */
+  lr: number;
+  /** Learning rate of each named parameter group. */
+  lrs: Record<string, number>;
+}
+
+const num = (t: HostTensor | undefined): number => (t ? Number(t.data[0]) : NaN);
+
+export class Trainer {
+  #rng: Rng;
+  private evalRun: Promise<CompiledGraph> | null = null;
+
+  private constructor(
+    readonly options: TrainerOptions,
+    readonly built: TrainingGraph,
+    readonly compiled: CompiledGraph,
+    readonly backend: StateBackend,
+    readonly state: TrainerState,
+    /** Parameters filled from their ParamInit at creation (not given in `params`). */
+    readonly initialised: string[],
+  ) {
+    this.#rng = new Rng(state.rngState);
+  }
+
+  /** The trainer's generator for data order and augmentation; its state goes into checkpoints. */
+  get rng(): Rng {
+    return this.#rng;
+  }
+
+  static async create(opts: TrainerOptions): Promise<Trainer> {
+    const built = buildTrainingGraph(opts);
+    const seed = opts.seed ?? 0;
+    const params = opts.params ?? new ParameterStore();
+    const initialised = params.initMissing(built.graph, seed);
+    const problems = params.check([...built.graph.params.values()].map((p) => p.spec));
+    if (problems.length)
+      throw new Error(`Trainer: the given parameters do not fit the model:\n  ${problems.join('\n  ')}`);
+    const state = new TensorStore('optimizer state');
+    for (const s of built.optimizer.stateSpecs) state.put(s.name, initTensor(s));
+    const compiled = await CompiledGraph.create(built.graph, opts.runtime);
+    return new Trainer(
+      opts,
+      built,
+      compiled,
+      new HostStateBackend(params, state),
+      { step: 0, epoch: 0, seed, rngState: seed >>> 0 },
+      initialised,
+    );
+  }
+
+  get graph(): Graph {
+    return this.built.graph;
+  }
+  get params(): ParameterStore {
+    return this.backend.params;
+  }
+  get optimizerState(): TensorStore {
+    return this.backend.optimizerState;
+  }
+
+  private checkBatch(batch: Record<string, HostTensor>, M = this.built.microBatches): void {
+    for (const [n, decl] of Object.entries(this.options.inputs)) {
+      const t = batch[n];
+      if (!t) throw new Error(`Trainer: batch lacks input '${n}' (${decl.dtype}${fmtShape(decl.shape)})`);
+      if (t.shape.length === 0 || t.shape[0] % M !== 0)
+        throw new Error(
+          `Trainer: input '${n}' has batch size ${t.shape[0] ?? '(scalar)'}, not divisible into ${M} micro-batches`,
+        );
+    }
+    for (const n of Object.keys(batch))
+      if (!(n in this.options.inputs))
+        throw new Error(
+          `Trainer: batch has an input '${n}' the model does not declare (declared: ${Object.keys(this.options.inputs).join(', ')})`,
+        );
+  }
+
+  /** One update: forward, backward (over all micro-batches), clip, optimiser, in one run. */
+  async step(batch: Record<string, HostTensor>): Promise<StepResult> {
+    this.checkBatch(batch);
+    const data = new (this.graph.floatType === 'float64' ? Float64Array : Float32Array)([this.state.step]);
+    const out = await this.backend.runStep(
+      this.compiled,
+      { ...batch, [STEP_INPUT]: { dtype: this.graph.floatType, shape: [], data } },
+      this.built.optimizer.writes,
+    );
+    this.state.step += 1;
+    const lrs: Record<string, number> = {};
+    for (const k of Object.keys(this.built.optimizer.lrs))
+      if (k !== 'default') lrs[k] = num(out[`${LR_OUTPUT}.${k}`]);
+    return {
+      loss: num(out[LOSS_OUTPUT]),
+      metrics: Object.fromEntries(this.built.metricNames.map((k) => [k, num(out[metricOutput(k)])])),
+      gradNorm: num(out[GRAD_NORM_OUTPUT]),
+      lr: num(out[LR_OUTPUT]),
+      lrs,
+    };
+  }
+
+  /** Loss and metrics in eval mode (dropout off, no update), from the same build function. */
+  async evaluate(
+    batch: Record<string, HostTensor>,
+  ): Promise<{ loss: number; metrics: Record<string, number> }> {
+    this.checkBatch(batch, 1);
+    this.evalRun ??= (async () => {
+      const g = new Graph({
+        name: 'eval',
+        floatType: this.graph.floatType,
+        training: false,
+        seed: this.state.seed,
+      });
+      const inputs = declareInputs(g, this.options.inputs);
+      const out = this.options.build(g, inputs, { training: false, chunk: 0, chunks: 1, step: null });
+      g.output(LOSS_OUTPUT, scalarOf('the loss', out.loss));
+      for (const [k, t] of Object.entries(out.metrics ?? {}))
+        g.output(metricOutput(k), scalarOf(`metric '${k}'`, t).cast(g.floatType));
+      return CompiledGraph.create(g, this.options.runtime);
+    })();
+    const run = await this.evalRun;
+    const out = await this.backend.runReadOnly(run, batch);
+    const metrics: Record<string, number> = {};
+    for (const k of Object.keys(out))
+      if (k.startsWith('metric.')) metrics[k.slice('metric.'.length)] = num(out[k]);
+    return { loss: num(out[LOSS_OUTPUT]), metrics };
+  }
+
+  /** An inference graph of the same model over the same (live) parameters. */
+  predictor(
+    inputs: Record<string, InputDecl>,
+    build: (g: Graph, inputs: Record<string, Tensor>, ctx: BuildContext) => Record<string, Tensor>,
+  ): Promise<Predictor> {
+    return Predictor.create({
+      inputs,
+      build,
+      params: this.params,
+      floatType: this.graph.floatType,
+      seed: this.state.seed,
+      runtime: this.options.runtime,
+      backend: this.backend,
+    });
+  }
+
+  /** Saves weights, optimiser state and trainer state (atomically); returns the directory's path. */
+  saveCheckpoint(dir: string, config?: unknown): string {
+    this.state.rngState = this.#rng.state();
+    return saveCheckpoint(dir, {
+      params: this.params,
+      optimizerState: this.optimizerState,
+      trainerState: { ...this.state, microBatches: this.built.microBatches },
+      optimizer: this.options.optimizer,
+      config,
+    });
+  }
+
+  /**
+   * Continues from a checkpoint of the same model: weights, optimiser state, step and RNG
+   * state are replaced, so the next step is the one the saved run would have taken
+   * (bit for bit for models without random ops; ORT's random ops draw from a generator
+   * that lives in the session, so dropout masks after a resume differ from those of an
+   * uninterrupted run).
+   */
+  restore(dir: string, opts: { strict?: boolean } = {}): LoadedCheckpoint {
+    const ck = loadCheckpoint(dir, {
+      expect: this.graph,
+      expectOptimizer: this.built.optimizer.stateSpecs,
+      strict: opts.strict ?? true,
+    });
+    for (const [n, t] of ck.params.entries()) this.params.set(n, t);
+    if (ck.optimizerState) for (const [n, t] of ck.optimizerState.entries()) this.optimizerState.set(n, t);
+    const s = ck.trainer.trainer as Partial<TrainerState>;
+    if (typeof s.step !== 'number') throw new Error(`${dir}: trainer.json has no step`);
+    this.state.step = s.step;
+    this.state.epoch = typeof s.epoch === 'number' ? s.epoch : 0;
+    if (typeof s.seed === 'number' && s.seed !== this.state.seed)
+      throw new Error(
+        `${dir}: saved with seed ${s.seed}, this trainer has seed ${this.state.seed} (its graph's random ops follow the seed: create the Trainer with seed ${s.seed} to continue exactly)`,
+      );
+    this.state.rngState = typeof s.rngState === 'number' ? s.rngState : this.state.seed >>> 0;
+    this.#rng = new Rng(this.state.rngState);
+    return ck;
+  }
+
+  async release(): Promise<void> {
+    await this.compiled.release();
+    if (this.evalRun) await (await this.evalRun).release();
+  }
+}
+
+function declareInputs(g: Graph, decls: Record<string, InputDecl>): Record<string, Tensor> {
+  return Object.fromEntries(Object.entries(decls).map(([n, d]) => [n, g.input(n, d.dtype, d.shape)]));
+}
+
+export interface PredictorOptions {
+  inputs: Record<string, InputDecl>;
+  build: (g: Graph, inputs: Record<string, Tensor>, ctx: BuildContext) => Record<string, Tensor>;
+  params?: ParameterStore;
+  floatType?: 'float32' | 'float64';
+  seed?: number;
+  runtime?: RuntimeOptions;
+  /** Share a trainer's state (weights replaced by training steps are seen at once). */
+  backend?: StateBackend;
+}
+
+/** The model in inference mode (forward only, dropout off): named outputs from named inputs. */
+export class Predictor {
+  private constructor(
+    readonly graph: Graph,
+    readonly compiled: CompiledGraph,
+    readonly backend: StateBackend,
+    /** Parameters the store lacked, filled from their ParamInit. */
+    readonly initialised: string[],
+  ) {}
+
+  static buildGraph(opts: PredictorOptions): Graph {
+    const g = new Graph({
+      name: 'infer',
+      floatType: opts.floatType ?? 'float32',
+      training: false,
+      seed: opts.seed ?? 0,
+    });
+    const inputs = declareInputs(g, opts.inputs);
+    const outs = opts.build(g, inputs, { training: false, chunk: 0, chunks: 1, step: null });
+    if (Object.keys(outs).length === 0) throw new Error('Predictor: the build function returned no outputs');
+    for (const [k, t] of Object.entries(outs)) g.output(k, t);
+    return g;
+  }
+
+  static async create(opts: PredictorOptions): Promise<Predictor> {
+    const g = Predictor.buildGraph(opts);
+    const backend =
+      opts.backend ??
+      new HostStateBackend(opts.params ?? new ParameterStore(), new TensorStore('optimizer state'));
+    const initialised = backend.params.initMissing(g, opts.seed ?? 0);
+    const compiled = await CompiledGraph.create(g, opts.runtime);
+    return new Predictor(g, compiled, backend, initialised);
+  }
+
+  get params(): ParameterStore {
+    return this.backend.params;
+  }
+
+  run(batch: Record<string, HostTensor>, fetch?: readonly string[]): Promise<Record<string, HostTensor>> {
+    return this.backend.runReadOnly(this.compiled, batch, fetch);
+  }
+
+  async release(): Promise<void> {
+    await this.compiled.release();
+  }
+}

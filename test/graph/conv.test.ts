@@ -1,0 +1,229 @@
+/**
+ * conv1d: forward against a plain-JS float64 direct convolution, and the gradient rule
+ * (float32 Conv / ConvTranspose on ONNX Runtime, which has no float64 Conv) against
+ * central differences of that independent float64 reference. The float64 im2col
+ * lowering is checked the same way at float64 tolerance, and by gradcheck.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { gradients } from '../../src/graph/autodiff.js';
+import { gradcheck, randn } from '../../src/graph/gradcheck.js';
+import { Graph, type Tensor } from '../../src/graph/graph.js';
+import { conv1d, conv1dOutputLength } from '../../src/graph/ops/index.js';
+import { CompiledGraph, type HostTensor } from '../../src/graph/runtime.js';
+
+interface Case {
+  name: string;
+  n: number;
+  cIn: number;
+  cOut: number;
+  t: number;
+  k: number;
+  stride?: number;
+  padding?: number | [number, number];
+  dilation?: number;
+  groups?: number;
+  bias?: boolean;
+}
+
+/** Direct float64 convolution: y[n, o, t] = b[o] + sum_{c,k} w[o,c,k] xpad[n, g*Cg + c, t*s + k*d]. */
+function convRef(c: Case, x: Float64Array, w: Float64Array, b: Float64Array | null): { y: Float64Array; tOut: number } {
+  const s = c.stride ?? 1;
+  const d = c.dilation ?? 1;
+  const G = c.groups ?? 1;
+  const [l, r] = typeof c.padding === 'number' ? [c.padding, c.padding] : (c.padding ?? [0, 0]);
+  const cg = c.cIn / G;
+  const og = c.cOut / G;
+  const tOut = Math.floor((c.t + l + r - d * (c.k - 1) - 1) / s) + 1;
+  const y = new Float64Array(c.n * c.cOut * tOut);
+  for (let n = 0; n < c.n; n++)
+    for (let o = 0; o < c.cOut; o++) {
+      const gr = Math.floor(o / og);
+      for (let t = 0; t < tOut; t++) {
+        let acc = b ? b[o] : 0;
+        for (let ci = 0; ci < cg; ci++)
+          for (let k = 0; k < c.k; k++) {
+            const pos = t * s + k * d - l;
+            if (pos < 0 || pos >= c.t) continue;
+            acc += w[(o * cg + ci) * c.k + k] * x[(n * c.cIn + gr * cg + ci) * c.t + pos];
+          }
+        y[(n * c.cOut + o) * tOut + t] = acc;
+      }
+    }
+  return { y, tOut };
+}
+
+/** Central differences of loss = sum(convRef(...) * proj) w.r.t. every element of `which`. */
+function numericGrad(c: Case, x: Float64Array, w: Float64Array, b: Float64Array | null, proj: Float64Array, which: 'x' | 'w' | 'b'): Float64Array {
+  const loss = (): number => {
+    const { y } = convRef(c, x, w, b);
+    let s = 0;
+    for (let i = 0; i < y.length; i++) s += y[i] * proj[i];
+    return s;
+  };
+  const v = which === 'x' ? x : which === 'w' ? w : b!;
+  const out = new Float64Array(v.length);
+  const eps = 1e-3; // the loss is linear in each operand: the difference is exact up to rounding
+  for (let i = 0; i < v.length; i++) {
+    const o = v[i];
+    v[i] = o + eps;
+    const lp = loss();
+    v[i] = o - eps;
+    const lm = loss();
+    v[i] = o;
+    out[i] = (lp - lm) / (2 * eps);
+  }
+  return out;
+}
+
+/** Worst |a - b| / max(|b|, floor). */
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-3): number {
+  assert.equal(a.length, b.length, 'lengths differ');
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(Math.abs(b[i]), floor));
+  return worst;
+}
+
+const CASES: Case[] = [
+  { name: 'plain', n: 2, cIn: 3, cOut: 4, t: 11, k: 3, bias: true },
+  { name: 'stride 2, pads [1,2], dilation 2, odd T', n: 2, cIn: 2, cOut: 3, t: 17, k: 3, stride: 2, padding: [1, 2], dilation: 2, bias: true },
+  { name: 'groups 2, stride 3, pad 2', n: 2, cIn: 4, cOut: 6, t: 13, k: 4, stride: 3, padding: 2, groups: 2, bias: true },
+  { name: 'depthwise (conformer), same padding', n: 2, cIn: 5, cOut: 5, t: 9, k: 5, padding: 2, groups: 5, bias: true },
+  { name: 'depthwise x2 multiplier, stride 2, dilation 3', n: 1, cIn: 3, cOut: 6, t: 20, k: 3, stride: 2, dilation: 3, padding: [0, 1], groups: 3 },
+  { name: 'wav2vec2 first layer shape (k10 s5), stride not dividing', n: 2, cIn: 1, cOut: 8, t: 53, k: 10, stride: 5 },
+  { name: 'stride > kernel', n: 2, cIn: 2, cOut: 2, t: 15, k: 2, stride: 4, padding: [0, 3], bias: true },
+];
+
+interface RunResult {
+  y: HostTensor;
+  gx: HostTensor;
+  gw: HostTensor;
+  gb?: HostTensor;
+  graph: Graph;
+}
+
+async function runConv(c: Case, dtype: 'float32' | 'float64', symbolic: boolean, impl?: 'conv' | 'im2col'): Promise<RunResult & { x: Float64Array; w: Float64Array; b: Float64Array | null; proj: Float64Array }> {
+  const g = new Graph({ name: 'conv', floatType: dtype });
+  const x = g.input('x', dtype, symbolic ? ['batch', c.cIn, 'time'] : [c.n, c.cIn, c.t]);
+  const w = g.input('w', dtype, [c.cOut, c.cIn / (c.groups ?? 1), c.k]);
+  const b = c.bias ? g.input('b', dtype, [c.cOut]) : null;
+  const y = conv1d(x, w, b, { stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups, impl });
+  const tOut = conv1dOutputLength(c.t, c.k, c)!;
+  if (symbolic) {
+    assert.equal(y.shape[0], 'batch');
+    assert.equal(typeof y.shape[2], 'string', 'symbolic T gives a derived output length');
+  } else assert.deepEqual(y.shape, [c.n, c.cOut, tOut]);
+  const r = g.input('r', dtype, y.shape);
+  const loss = y.mul(r).sum([0, 1, 2]);
+  const wrt: Tensor[] = b ? [x, w, b] : [x, w];
+  const grads = gradients(loss, wrt);
+  g.output('y', y);
+  g.output('gx', grads[0]!);
+  g.output('gw', grads[1]!);
+  if (b) g.output('gb', grads[2]!);
+  const xd = randn(c.n * c.cIn * c.t, 11);
+  const wd = randn(c.cOut * (c.cIn / (c.groups ?? 1)) * c.k, 12);
+  const bd = c.bias ? randn(c.cOut, 13) : null;
+  const proj = randn(c.n * c.cOut * tOut, 14);
+  const as = (a: Float64Array) => (dtype === 'float32' ? Float32Array.from(a) : a);
+  const feeds: Record<string, HostTensor> = {
+    x: { dtype, shape: [c.n, c.cIn, c.t], data: as(xd) },
+    w: { dtype, shape: [c.cOut, c.cIn / (c.groups ?? 1), c.k], data: as(wd) },
+    r: { dtype, shape: [c.n, c.cOut, tOut], data: as(proj) },
+  };
+  if (bd) feeds.b = { dtype, shape: [c.cOut], data: as(bd) };
+  const cg = await CompiledGraph.create(g, { threads: 1 });
+  const out = await cg.run(feeds);
+  await cg.release();
+  // The float32 run saw float32-rounded values: the reference uses the same ones.
+  const back = (a: Float64Array) => (dtype === 'float32' ? Float64Array.from(Float32Array.from(a)) : a);
+  return { y: out.y, gx: out.gx, gw: out.gw, gb: out.gb, graph: g, x: back(xd), w: back(wd), b: bd ? back(bd) : null, proj: back(proj) };
+}
+
+async function checkCase(c: Case, dtype: 'float32' | 'float64', symbolic: boolean, tol: number, impl?: 'conv' | 'im2col'): Promise<number> {
+  const res = await runConv(c, dtype, symbolic, impl);
+  const ref = convRef(c, res.x, res.w, res.b);
+  assert.deepEqual(res.y.shape, [c.n, c.cOut, ref.tOut], `${c.name}: output shape`);
+  const errs = {
+    y: relErr(res.y.data as Float32Array, ref.y),
+    x: relErr(res.gx.data as Float32Array, numericGrad(c, res.x, res.w, res.b, res.proj, 'x')),
+    w: relErr(res.gw.data as Float32Array, numericGrad(c, res.x, res.w, res.b, res.proj, 'w')),
+    b: res.gb ? relErr(res.gb.data as Float32Array, numericGrad(c, res.x, res.w, res.b, res.proj, 'b')) : 0,
+  };
+  for (const [k, e] of Object.entries(errs))
+    assert.ok(e < tol, `${c.name} (${dtype}${symbolic ? ', symbolic T' : ''}): ${k} error ${e} >= ${tol}`);
+  return Math.max(...Object.values(errs));
+}
+
+test('conv1d (ONNX Conv, float32): forward and gradients vs float64 JS reference, static T', async () => {
+  let worst = 0;
+  for (const c of CASES) worst = Math.max(worst, await checkCase(c, 'float32', false, 1e-3));
+  console.log(`  conv1d float32 static: worst relative error ${worst.toExponential(2)}`);
+});
+
+test('conv1d (ONNX Conv, float32): symbolic T (derived output length, sliced input gradient)', async () => {
+  let worst = 0;
+  for (const c of CASES) worst = Math.max(worst, await checkCase(c, 'float32', true, 1e-3));
+  console.log(`  conv1d float32 symbolic: worst relative error ${worst.toExponential(2)}`);
+});
+
+test('conv1d im2col lowering (float64): forward and gradients vs JS reference at 1e-9', async () => {
+  let worst = 0;
+  for (const c of CASES) {
+    worst = Math.max(worst, await checkCase(c, 'float64', false, 1e-9));
+    worst = Math.max(worst, await checkCase(c, 'float64', true, 1e-9));
+  }
+  console.log(`  conv1d float64 im2col: worst relative error ${worst.toExponential(2)}`);
+});
+
+test('conv1d im2col (float32, forced) agrees with the Conv form', async () => {
+  const c = CASES[2];
+  const a = await runConv(c, 'float32', false, 'conv');
+  const b = await runConv(c, 'float32', false, 'im2col');
+  assert.ok(relErr(a.y.data as Float32Array, Array.from(b.y.data as Float32Array)) < 1e-5);
+  assert.ok(relErr(a.gw.data as Float32Array, Array.from(b.gw.data as Float32Array)) < 1e-5);
+  assert.ok(relErr(a.gx.data as Float32Array, Array.from(b.gx.data as Float32Array)) < 1e-5);
+});
+
+test('conv1d float64 passes gradcheck (finite differences through the engine)', async () => {
+  const r = await gradcheck(
+    (_g, x, w, b) => conv1d(x, w, b, { stride: 2, padding: [1, 0], dilation: 2, groups: 2 }),
+    [
+      { name: 'x', shape: [2, 4, 10] },
+      { name: 'w', shape: [4, 2, 3] },
+      { name: 'b', shape: [4] },
+    ],
+  );
+  assert.ok(r.maxError < 1e-6, r.worst);
+});
+
+test('conv1d: no input-gradient ConvTranspose when the input needs no gradient (raw waveform)', () => {
+  const build = (withX: boolean): Graph => {
+    const g = new Graph({ name: 'w2v' });
+    const x = g.input('wave', 'float32', ['batch', 1, 'samples']);
+    const w = g.param('w', [8, 1, 10]);
+    const y = conv1d(x, w, null, { stride: 5 });
+    const loss = y.mul(y).mean([0, 1, 2]);
+    gradients(loss, withX ? [w, x] : [w]);
+    return g;
+  };
+  assert.equal(build(false).nodes.filter((n) => n.op === 'ConvTranspose').length, 0);
+  assert.equal(build(true).nodes.filter((n) => n.op === 'ConvTranspose').length, 1);
+});
+
+test('conv1d: shape inference and clear errors', () => {
+  const g = new Graph({ name: 'errs' });
+  const x = g.input('x', 'float32', [2, 4, 20]);
+  const w = (s: number[]) => g.input(`w${s.join('_')}_${g.inputs.length}`, 'float32', s);
+  assert.deepEqual(conv1d(x, w([6, 4, 3]), null, { stride: 2, padding: 1 }).shape, [2, 6, 10]);
+  assert.deepEqual(conv1d(x, w([6, 2, 3]), null, { groups: 2, dilation: 3 }).shape, [2, 6, 14]);
+  assert.throws(() => conv1d(x, w([6, 3, 3])), /input has 4 channels but the weight expects 3/);
+  assert.throws(() => conv1d(x, w([6, 4, 3]), null, { groups: 3 }), /groups 3 does not divide the 4 input channels/);
+  assert.throws(() => conv1d(x, w([5, 2, 3]), null, { groups: 2 }), /groups 2 does not divide the 5 output channels/);
+  assert.throws(() => conv1d(x, w([6, 4, 30])), /shorter than the kernel's span 30/);
+  assert.throws(() => conv1d(x, w([6, 4, 3]), null, { padding: -1 }), /padding must be integers >= 0/);
+  assert.throws(() => conv1d(x, w([6, 4, 3]), null, { stride: 0 }), /stride, dilation and groups must be integers >= 1/);
+  assert.throws(() => conv1d(x, w([6, 4, 3]), w([5])), /bias must be \[6\]/);
+  assert.throws(() => conv1d(g.input('x2', 'float32', [4, 20]), w([6, 4, 3])), /Conv in .*: conv1d input must be \[batch, channels, time\]/);
+  assert.throws(() => conv1d(x, g.input('w64', 'float64', [6, 4, 3])), /dtype mismatch/);
+});
