@@ -3,7 +3,23 @@ export * from './dtype.js';
 export * from './shape.js';
 export { Graph, Tensor, GraphError, f, fs, type ParamSpec, type ParamInit, type ConstData } from './graph.js';
 export * as ops from './ops/index.js';
+export * as layers from './layers/index.js';
 export { gradients } from './autodiff.js';
 export { defineGradient, registeredGradientOps } from './gradients.js';
 export { toOnnx, OPSET } from './onnx.js';
 export * from './runtime.js';
+export { TensorStore, ParameterStore } from './params.js';
+export { addOptimizer, type OptimizerConfig, type ParamGroup, type ScheduleConfig, scheduleFactor } from './optim.js';
+export {
+  Trainer,
+  Predictor,
+  buildTrainingGraph,
+  type TrainerOptions,
+  type TrainerState,
+  type StepResult,
+  type InputDecl,
+  type BuildContext,
+  type StateBackend,
+} from './train.js';
+export { saveCheckpoint, loadCheckpoint } from './checkpoint.js';
+export { readSafetensors, writeSafetensors, SafetensorsFile, parseSafetensors } from './safetensors.js';

@@ -35,6 +35,8 @@ export interface RuntimeOptions {
   threads?: number;
   /** ORT's memory-pattern planner: off by default, measured ~30% less peak memory at equal speed. */
   enableMemPattern?: boolean;
+  /** ORT's CPU arena allocator (default on): off hands memory back to malloc between runs. */
+  enableCpuMemArena?: boolean;
   /** Write ORT's optimised model here, for inspection. */
   optimizedModelPath?: string;
   logSeverity?: 0 | 1 | 2 | 3 | 4;
@@ -68,6 +70,7 @@ export class CompiledGraph {
       logSeverityLevel: options.logSeverity ?? 3,
     };
     if (options.threads) so.intraOpNumThreads = options.threads;
+    if (options.enableCpuMemArena !== undefined) so.enableCpuMemArena = options.enableCpuMemArena;
     if (options.optimizedModelPath) so.optimizedModelFilePath = options.optimizedModelPath;
     let session: ort.InferenceSession;
     try {

@@ -1,0 +1,108 @@
+// One engine benchmark in a fresh process (so peak memory is its own):
+//   node --import tsx --expose-gc bench/lib/engine-worker.ts layer <batch> [microBatches]
+//   node --import tsx --expose-gc bench/lib/engine-worker.ts conv <batch> [samples]
+// Prints one JSON object. The computations mirror bench/torch_reference.py.
+import { CompiledGraph, Graph, type HostTensor } from '../../src/graph/index.js';
+import { ParameterStore } from '../../src/graph/params.js';
+import { Trainer } from '../../src/graph/train.js';
+import * as ops from '../../src/graph/ops/index.js';
+import { encoderLayer } from './bert-layer.js';
+import { convLayer0 } from './conv-layer.js';
+import { measure, rssMb } from './measure.js';
+
+const THREADS = 2;
+const runtime = {
+  threads: THREADS,
+  // Experiments: LEMER_BENCH_ARENA=0 turns ORT's CPU arena off.
+  ...(process.env.LEMER_BENCH_ARENA === '0' ? { enableCpuMemArena: false } : {}),
+};
+const adam = { kind: 'adam' as const, lr: 1e-4, betas: [0.9, 0.999] as const, eps: 1e-8 };
+
+function randn(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const u = (s + 0.5) / 2 ** 32;
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const v = (s + 0.5) / 2 ** 32;
+    const r = Math.sqrt(-2 * Math.log(u));
+    out[i] = r * Math.cos(2 * Math.PI * v);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(2 * Math.PI * v);
+  }
+  return out;
+}
+
+async function layer(B: number, micro: number): Promise<Record<string, unknown>> {
+  const S = 150;
+  // Same padding as the PyTorch side: sequence b keeps S - (b * 13) % (S / 3) tokens.
+  const mask = new Float32Array(B * S);
+  for (let b = 0; b < B; b++) {
+    const n = S - ((b * 13) % Math.max(1, Math.floor(S / 3)));
+    for (let t = n; t < S; t++) mask[b * S + t] = -10000;
+  }
+  const batch: Record<string, HostTensor> = {
+    x: { dtype: 'float32', shape: [B, S, 768], data: randn(B * S * 768, 1) },
+    mask: { dtype: 'float32', shape: [B, 1, 1, S], data: mask },
+  };
+  const inputs = { x: { dtype: 'float32' as const, shape: ['batch', 'seq', 768] }, mask: { dtype: 'float32' as const, shape: ['batch', 1, 1, 'seq'] } };
+
+  // Forward: the inference graph (eval mode) over the same parameters.
+  const params = new ParameterStore();
+  const fg = new Graph({ name: 'layer-forward' });
+  fg.output('y', encoderLayer(fg, fg.input('x', 'float32', inputs.x.shape), fg.input('mask', 'float32', inputs.mask.shape)));
+  params.initMissing(fg, 0);
+  const fwd = await CompiledGraph.create(fg, runtime);
+  const fwdFeeds = { ...batch, ...params.feedsFor(fg) };
+  const baseline = rssMb();
+  const forward = await measure(() => fwd.run(fwdFeeds));
+  await fwd.release();
+
+  const trainer = await Trainer.create({
+    inputs,
+    build: (g, x) => {
+      const y = encoderLayer(g, x.x, x.mask);
+      return { loss: ops.reduceMean(ops.mul(y, y), [0, 1, 2]) };
+    },
+    optimizer: adam,
+    microBatches: micro,
+    params,
+    runtime,
+  });
+  const train = await measure(() => trainer.step(batch));
+  await trainer.release();
+  return { batch: B, seq: S, micro_batches: micro, baseline_rss_mb: baseline, layer_forward: forward, layer_train: train };
+}
+
+async function conv(B: number, samples: number): Promise<Record<string, unknown>> {
+  const batch: Record<string, HostTensor> = { wav: { dtype: 'float32', shape: [B, 1, samples], data: randn(B * samples, 2) } };
+  const inputs = { wav: { dtype: 'float32' as const, shape: ['batch', 1, 'samples'] } };
+  const params = new ParameterStore();
+  const fg = new Graph({ name: 'conv-forward' });
+  fg.output('y', convLayer0(fg.input('wav', 'float32', inputs.wav.shape)));
+  params.initMissing(fg, 0);
+  const fwd = await CompiledGraph.create(fg, runtime);
+  const feeds = { ...batch, ...params.feedsFor(fg) };
+  const baseline = rssMb();
+  const forward = await measure(() => fwd.run(feeds));
+  await fwd.release();
+  const trainer = await Trainer.create({
+    inputs,
+    build: (_g, x) => ({ loss: ops.reduceMean(convLayer0(x.wav), [0, 1, 2]) }),
+    optimizer: adam,
+    params,
+    runtime,
+  });
+  const train = await measure(() => trainer.step(batch));
+  await trainer.release();
+  return { conv_batch: B, conv_samples: samples, baseline_rss_mb: baseline, conv_forward: forward, conv_train: train };
+}
+
+const [what, a, b] = process.argv.slice(2);
+const result =
+  what === 'layer' ? await layer(Number(a ?? 4), Number(b ?? 1)) : what === 'conv' ? await conv(Number(a ?? 4), Number(b ?? 48000)) : null;
+if (!result) {
+  console.error('usage: engine-worker.ts layer <batch> [microBatches] | conv <batch> [samples]');
+  process.exit(2);
+}
+console.log(JSON.stringify(result));
