@@ -24,3 +24,5 @@ export * from './eval/metrics.js';
 export * from './eval/report.js';
 export * from './config/schema.js';
 export * from './config/load.js';
+/** The graph engine (models as graphs, autodiff, training on ONNX Runtime): also at 'lemer/graph'. */
+export * as graph from './graph/index.js';
