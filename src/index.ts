@@ -26,3 +26,4 @@ export * from './config/schema.js';
 export * from './config/load.js';
 /** The graph engine (models as graphs, autodiff, training on ONNX Runtime): also at 'lemer/graph'. */
 export * as graph from './graph/index.js';
+export * from './config/engine.js';

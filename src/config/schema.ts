@@ -95,7 +95,12 @@ export const headSchema = z
 
 export const optimSchema = z
   .strictObject({
-    name: z.literal('adam').default('adam'),
+    /** 'adam' (torch.optim.Adam, the paper) or 'adamw' (decoupled weight decay). */
+    name: z.enum(['adam', 'adamw']).default('adam'),
+    /** L2 (Adam) or decoupled (AdamW) weight decay; biases and norm weights are excluded. */
+    weightDecay: nonNeg.default(0),
+    /** After warm-up: constant (paper), or linear / cosine decay to zero at the last step. */
+    decay: z.enum(['constant', 'linear', 'cosine']).default('constant'),
     /** Adam betas and epsilon: PyTorch's defaults (the paper gives none). */
     beta1: z.number().min(0).lt(1).default(0.9),
     beta2: z.number().min(0).lt(1).default(0.999),
@@ -128,6 +133,18 @@ const encoderSchema = (freeze: boolean) =>
     })
     .prefault({});
 
+/** Where and how graphs run (ONNX Runtime). */
+export const runtimeSchema = z
+  .strictObject({
+    /** cpu (default); cuda and webgpu where this onnxruntime-node install has them (see README, GPU). */
+    executionProvider: z.enum(['cpu', 'cuda', 'webgpu', 'dml', 'coreml']).default('cpu'),
+    /** Intra-op threads; null = ONNX Runtime's default (one per core). */
+    threads: posInt.nullable().default(null),
+    /** Training steps per ONNX Runtime run (an ONNX Loop): fewer copies of weights and state. */
+    stepsPerRun: posInt.default(1),
+  })
+  .prefault({});
+
 export const configSchema = z.strictObject({
   /** Class names in logit order (paper: IEMOCAP 4 classes, exc merged into hap). */
   classes: z
@@ -144,6 +161,7 @@ export const configSchema = z.strictObject({
   speech: speechSchema,
   head: headSchema,
   optim: optimSchema,
+  runtime: runtimeSchema,
   encoders: z
     .strictObject({
       text: encoderSchema(false),

@@ -195,3 +195,14 @@ test('config YAML round-trips, and deepMerge replaces arrays', () => {
   assert.deepEqual(parseConfig(parseYaml(configToYaml(c))), c);
   assert.deepEqual(deepMerge({ a: { b: 1, c: [1, 2] } }, { a: { c: [3] } }), { a: { b: 1, c: [3] } });
 });
+
+test('runtime section: defaults, validation, and the engine options it maps to', async () => {
+  const { runtimeOptions } = await import('../../src/config/engine.js');
+  const d = defaultConfig();
+  assert.deepEqual(d.runtime, { executionProvider: 'cpu', threads: null, stepsPerRun: 1 });
+  assert.deepEqual(runtimeOptions(d), { executionProvider: 'cpu' });
+  const c = loadConfig(undefined, { runtime: { executionProvider: 'cuda', threads: 4 } });
+  assert.deepEqual(runtimeOptions(c), { executionProvider: 'cuda', threads: 4 });
+  assert.throws(() => loadConfig(undefined, { runtime: { executionProvider: 'tpu' } }), /runtime\.executionProvider/);
+  assert.equal(loadConfig(undefined, { optim: { name: 'adamw' } }).optim.name, 'adamw');
+});
