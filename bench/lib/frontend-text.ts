@@ -1,53 +1,25 @@
 // Text front-end throughput: WordPiece encoding (with and without dialogue history) on
 // real MELD sentences when ../shared/data is present, else on generated sentences, with
 // a from-scratch vocabulary built by our own builder.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { readMeld } from '../../src/data/meld.js';
 import { tokenizerFromJson } from '../../src/text/tokenizer.js';
 import { buildWordPieceVocab } from '../../src/text/vocab.js';
 
-const MELD_TRAIN = resolve('../shared/data/meld/train_sent_emo.csv');
+const MELD_DIR = resolve('../shared/data/meld');
 
-/** Utterances in dialogue order, grouped by dialogue. */
-function meldDialogues(): string[][] | null {
-  if (!existsSync(MELD_TRAIN)) return null;
-  const text = readFileSync(MELD_TRAIN, 'utf8');
-  // Minimal RFC 4180 split (quotes, "" escapes, CRLF); the corpus reader proper is src/data's.
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') {
-      row.push(field);
-      field = '';
-    } else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++;
-      row.push(field);
-      rows.push(row);
-      row = [];
-      field = '';
-    } else field += c;
-  }
-  const [header, ...body] = rows;
-  const u = header.indexOf('Utterance');
-  const d = header.indexOf('Dialogue_ID');
+/** MELD train utterances in dialogue order, grouped by dialogue (null when the data is absent). */
+async function meldDialogues(): Promise<string[][] | null> {
+  if (!existsSync(MELD_DIR)) return null;
+  const corpus = await readMeld(MELD_DIR, { split: 'train', classes: 'all' });
   const byDialogue = new Map<string, string[]>();
-  for (const r of body) {
-    if (r.length !== header.length) continue;
-    const list = byDialogue.get(r[d]) ?? [];
-    list.push(r[u]);
-    byDialogue.set(r[d], list);
+  for (const u of corpus.utterances) {
+    const list = byDialogue.get(u.dialogue) ?? [];
+    list[u.turn] = u.text;
+    byDialogue.set(u.dialogue, list);
   }
-  return [...byDialogue.values()];
+  return [...byDialogue.values()].map((d) => d.filter((t) => t !== undefined));
 }
 
 /** Deterministic pseudo-English dialogues when the real data is absent. */
@@ -75,7 +47,7 @@ function time(fn: () => void): number {
 }
 
 export async function benchTokenizer(): Promise<Record<string, number>> {
-  const real = meldDialogues();
+  const real = await meldDialogues();
   const dialogues = real ?? generatedDialogues();
   const sentences = dialogues.flat();
   let json: Record<string, unknown> = {};

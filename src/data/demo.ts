@@ -13,6 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { writeFileAtomic } from '../util/fs.js';
 import { readManifest } from './manifest.js';
 import type { Corpus } from './types.js';
+import { mulberry32 } from '../util/random.js';
 
 export const DEMO_LABELS = ['ang', 'hap', 'sad', 'neu'] as const;
 export const DEMO_NAME = 'demo (synthetic speech)';
@@ -119,17 +120,7 @@ const SPEAKERS = [
 ];
 const DIALOGUE_TURNS = 6;
 
-/** mulberry32: small, fast, and the same on every platform. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 export interface DemoPlanItem {
   id: string;

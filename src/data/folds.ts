@@ -1,4 +1,5 @@
 import type { Corpus, Utterance } from './types.js';
+import { mulberry32 } from '../util/random.js';
 
 /** One cross-validation fold: indices into corpus.utterances, each list ascending. */
 export interface Fold {
@@ -21,17 +22,7 @@ export type ValidationSpec =
 
 const natural = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
 
-/** Small seeded PRNG (mulberry32): the same seed gives the same validation carve-out everywhere. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 function hash(s: string): number {
   let h = 2166136261;

@@ -1,36 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Graph, type Tensor } from '../../src/graph/graph.js';
-import { CompiledGraph, type HostTensor } from '../../src/graph/runtime.js';
+import { Graph } from '../../src/graph/graph.js';
+import { type HostTensor } from '../../src/graph/runtime.js';
 import { gradients } from '../../src/graph/autodiff.js';
 import { gradcheck, randn } from '../../src/graph/gradcheck.js';
+import { f64, runGraph } from './helpers.js';
 import { accuracy, crossEntropy, crossEntropyFromProbs, maskedMse } from '../../src/graph/layers/losses.js';
 import { outerMask } from '../../src/graph/layers/pooling.js';
 
-const f64 = (data: ArrayLike<number>, shape: number[]): HostTensor => ({
-  dtype: 'float64',
-  shape,
-  data: Float64Array.from(data),
-});
 const i64 = (data: number[], shape: number[]): HostTensor => ({
   dtype: 'int64',
   shape,
   data: BigInt64Array.from(data.map(BigInt)),
 });
 
-async function run(
-  inputs: Record<string, HostTensor>,
-  build: (g: Graph, t: Record<string, Tensor>) => Record<string, Tensor>,
-): Promise<Record<string, Float64Array>> {
-  const g = new Graph({ floatType: 'float64' });
-  const t: Record<string, Tensor> = {};
-  for (const [k, v] of Object.entries(inputs)) t[k] = g.input(k, v.dtype, [...v.shape]);
-  for (const [k, v] of Object.entries(build(g, t))) g.output(k, v);
-  const cg = await CompiledGraph.create(g);
-  const out = await cg.run(inputs);
-  await cg.release();
-  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float64Array]));
-}
+const run = runGraph;
 
 const near = (a: number, b: number, tol: number, what: string) =>
   assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);

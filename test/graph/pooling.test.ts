@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Graph, type Tensor } from '../../src/graph/graph.js';
-import { CompiledGraph, type HostTensor } from '../../src/graph/runtime.js';
+import { Graph } from '../../src/graph/graph.js';
+import { CompiledGraph } from '../../src/graph/runtime.js';
 import { gradients } from '../../src/graph/autodiff.js';
 import { gradcheck, randn } from '../../src/graph/gradcheck.js';
+import { f64, runGraph } from './helpers.js';
 import {
   cosineSimilarity,
   maskedMax,
@@ -12,26 +13,9 @@ import {
   outerMask,
 } from '../../src/graph/layers/pooling.js';
 
-const f64 = (data: Float64Array | number[], shape: number[]): HostTensor => ({
-  dtype: 'float64',
-  shape,
-  data: Float64Array.from(data),
-});
 
 /** Builds a float64 graph from named inputs, runs it once, returns every output's data. */
-async function run(
-  inputs: Record<string, HostTensor>,
-  build: (g: Graph, t: Record<string, Tensor>) => Record<string, Tensor>,
-): Promise<Record<string, Float64Array>> {
-  const g = new Graph({ floatType: 'float64' });
-  const t: Record<string, Tensor> = {};
-  for (const [k, v] of Object.entries(inputs)) t[k] = g.input(k, v.dtype, [...v.shape]);
-  for (const [k, v] of Object.entries(build(g, t))) g.output(k, v);
-  const cg = await CompiledGraph.create(g);
-  const out = await cg.run(inputs);
-  await cg.release();
-  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float64Array]));
-}
+const run = runGraph;
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string) => {
   assert.equal(a.length, b.length, `${what}: length`);

@@ -1,0 +1,24 @@
+// Shared by the engine's tests: build a float64 graph from named inputs, run it once.
+import { Graph, type Tensor } from '../../src/graph/graph.js';
+import { CompiledGraph, type HostTensor } from '../../src/graph/runtime.js';
+
+export const f64 = (data: ArrayLike<number>, shape: number[]): HostTensor => ({
+  dtype: 'float64',
+  shape,
+  data: Float64Array.from(data),
+});
+
+/** Declares one graph input per feed, builds the outputs, runs once, returns them as float64 arrays. */
+export async function runGraph(
+  inputs: Record<string, HostTensor>,
+  build: (g: Graph, t: Record<string, Tensor>) => Record<string, Tensor>,
+): Promise<Record<string, Float64Array>> {
+  const g = new Graph({ floatType: 'float64' });
+  const t: Record<string, Tensor> = {};
+  for (const [k, v] of Object.entries(inputs)) t[k] = g.input(k, v.dtype, [...v.shape]);
+  for (const [k, v] of Object.entries(build(g, t))) g.output(k, v);
+  const cg = await CompiledGraph.create(g);
+  const out = await cg.run(inputs);
+  await cg.release();
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float64Array]));
+}
