@@ -1,9 +1,10 @@
 /** Activations: forward against float64 JS formulas, gradients by float64 finite differences. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { gradients } from '../../src/graph/autodiff.js';
 import { gradcheck, randn } from '../../src/graph/gradcheck.js';
 import { Graph, type Tensor } from '../../src/graph/graph.js';
-import { gelu, geluTanh, glu, silu, swish } from '../../src/graph/layers/activations.js';
+import { allowOrtContribOps, gelu, geluTanh, glu, silu, swish } from '../../src/graph/layers/activations.js';
 import { CompiledGraph } from '../../src/graph/runtime.js';
 
 /** erf by its Maclaurin series: for |x| <= 3.5 the cancellation error stays below 1e-12. */
@@ -48,6 +49,7 @@ test('erf reference is right (known values)', () => {
 
 const REFS: [string, (x: Tensor) => Tensor, (x: number) => number][] = [
   ['gelu (erf)', gelu, (x) => 0.5 * x * (1 + erfRef(x / Math.SQRT2))],
+  ['gelu (fused node in float32)', (t) => gelu(t, { fused: true }), (x) => 0.5 * x * (1 + erfRef(x / Math.SQRT2))],
   ['geluTanh', geluTanh, (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)))],
   ['silu', silu, (x) => x * sigmoidRef(x)],
 ];
@@ -64,6 +66,64 @@ test('activations: forward vs JS formulas (float64 at 1e-12, float32 at 1e-6)', 
   const y = (await run(gelu, 'float64', Float64Array.from([1, -1]), [2])).y;
   assert.ok(Math.abs(y[0] - 0.8413447460685429) < 1e-12 && Math.abs(y[1] + 0.15865525393145707) < 1e-12);
   assert.equal(swish, silu);
+});
+
+test('float32 forms (fused Gelu node with its own rule; x * sigmoid(x)): gradients vs float64 JS central differences', async () => {
+  const cases: [string, (x: Tensor) => Tensor, (x: number) => number, string][] = [
+    ['gelu (fused)', (t) => gelu(t, { fused: true }), (x) => 0.5 * x * (1 + erfRef(x / Math.SQRT2)), 'Gelu'],
+    ['gelu (standard)', gelu, (x) => 0.5 * x * (1 + erfRef(x / Math.SQRT2)), 'Erf'],
+    ['silu', silu, (x) => x * sigmoidRef(x), 'Sigmoid'],
+  ];
+  for (const [name, fn, ref, op] of cases) {
+    const g = new Graph({ name: `${name}32` });
+    const x = g.input('x', 'float32', [XS.length]);
+    const y = fn(x);
+    const r = g.input('r', 'float32', [XS.length]);
+    const [dx] = gradients(y.mul(r).sum(0), [x]);
+    g.output('dx', dx!);
+    assert.ok(g.nodes.some((n) => n.op === op), `${name}: float32 uses ${op}`);
+    const cg = await CompiledGraph.create(g, { threads: 1 });
+    const proj = randn(XS.length, 8);
+    const out = await cg.run({
+      x: { dtype: 'float32', shape: [XS.length], data: Float32Array.from(XS) },
+      r: { dtype: 'float32', shape: [XS.length], data: Float32Array.from(proj) },
+    });
+    await cg.release();
+    const x32 = Float64Array.from(Float32Array.from(XS));
+    const p32 = Float64Array.from(Float32Array.from(proj));
+    const h = 1e-5;
+    const want = x32.map((v, i) => ((ref(v + h) - ref(v - h)) / (2 * h)) * p32[i]);
+    const err = maxAbs(out.dx.data as Float32Array, want);
+    assert.ok(err < 1e-5, `${name}: ${err}`);
+  }
+  // The Gelu rule against the closed form Phi(x) + x phi(x) at a few points, to 1e-6.
+  const g = new Graph({ name: 'gelu-closed' });
+  const x = g.input('x', 'float32', [5]);
+  g.output('dx', gradients(gelu(x, { fused: true }).sum(0), [x])[0]!);
+  const cg = await CompiledGraph.create(g, { threads: 1 });
+  const pts = [-3, -1, 0, 0.5, 2];
+  const out = await cg.run({ x: { dtype: 'float32', shape: [5], data: Float32Array.from(pts) } });
+  await cg.release();
+  const closed = pts.map((v) => 0.5 * (1 + erfRef(v / Math.SQRT2)) + (v * Math.exp((-v * v) / 2)) / Math.sqrt(2 * Math.PI));
+  assert.ok(maxAbs(out.dx.data as Float32Array, closed) < 1e-6);
+});
+
+test('gelu: standard opset by default; the contrib node only where allowed (graph, subgraph) or asked', () => {
+  const g = new Graph();
+  const x = g.input('x', 'float32', [3]);
+  gelu(x);
+  assert.ok(!g.nodes.some((n) => n.domain), 'default: standard ops only');
+  gelu(x, { fused: true });
+  assert.equal(g.nodes.filter((n) => n.op === 'Gelu' && n.domain === 'com.microsoft').length, 1);
+  const h = new Graph();
+  allowOrtContribOps(h);
+  const sub = new Graph({ parent: h });
+  gelu(sub.input('y', 'float32', [3]));
+  assert.equal(sub.nodes.filter((n) => n.op === 'Gelu').length, 1, 'a subgraph follows its root');
+  const d = new Graph({ floatType: 'float64' });
+  allowOrtContribOps(d);
+  gelu(d.input('z', 'float64', [3]), { fused: true });
+  assert.ok(!d.nodes.some((n) => n.domain), 'float64 has no contrib kernel: composition');
 });
 
 test('glu: halves along an axis, a * sigmoid(b), vs JS', async () => {

@@ -11,6 +11,7 @@ import { gradcheck, randn } from '../../src/graph/gradcheck.js';
 import { Graph, type Tensor } from '../../src/graph/graph.js';
 import { conv1d, conv1dOutputLength } from '../../src/graph/ops/index.js';
 import { CompiledGraph, type HostTensor } from '../../src/graph/runtime.js';
+import { conv1dLayer, weightNorm, weightNormConv1d } from '../../src/graph/layers/conv.js';
 
 interface Case {
   name: string;
@@ -92,6 +93,9 @@ const CASES: Case[] = [
   { name: 'depthwise x2 multiplier, stride 2, dilation 3', n: 1, cIn: 3, cOut: 6, t: 20, k: 3, stride: 2, dilation: 3, padding: [0, 1], groups: 3 },
   { name: 'wav2vec2 first layer shape (k10 s5), stride not dividing', n: 2, cIn: 1, cOut: 8, t: 53, k: 10, stride: 5 },
   { name: 'stride > kernel', n: 2, cIn: 2, cOut: 2, t: 15, k: 2, stride: 4, padding: [0, 3], bias: true },
+  { name: 'stride 1, pad wider than the kernel reach', n: 2, cIn: 2, cOut: 3, t: 6, k: 2, padding: [3, 1], bias: true },
+  { name: 'pointwise (conformer)', n: 2, cIn: 4, cOut: 6, t: 7, k: 1, bias: true },
+  { name: 'pointwise, stride 2, pads [1, 0]', n: 2, cIn: 3, cOut: 2, t: 8, k: 1, stride: 2, padding: [1, 0] },
 ];
 
 interface RunResult {
@@ -102,15 +106,17 @@ interface RunResult {
   graph: Graph;
 }
 
-async function runConv(c: Case, dtype: 'float32' | 'float64', symbolic: boolean, impl?: 'conv' | 'im2col'): Promise<RunResult & { x: Float64Array; w: Float64Array; b: Float64Array | null; proj: Float64Array }> {
+type Dims = 'static' | 'time' | 'batch+time';
+
+async function runConv(c: Case, dtype: 'float32' | 'float64', dims: Dims, impl?: 'conv' | 'im2col'): Promise<RunResult & { x: Float64Array; w: Float64Array; b: Float64Array | null; proj: Float64Array }> {
   const g = new Graph({ name: 'conv', floatType: dtype });
-  const x = g.input('x', dtype, symbolic ? ['batch', c.cIn, 'time'] : [c.n, c.cIn, c.t]);
+  const x = g.input('x', dtype, dims === 'static' ? [c.n, c.cIn, c.t] : [dims === 'time' ? c.n : 'batch', c.cIn, 'time']);
   const w = g.input('w', dtype, [c.cOut, c.cIn / (c.groups ?? 1), c.k]);
   const b = c.bias ? g.input('b', dtype, [c.cOut]) : null;
   const y = conv1d(x, w, b, { stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups, impl });
   const tOut = conv1dOutputLength(c.t, c.k, c)!;
-  if (symbolic) {
-    assert.equal(y.shape[0], 'batch');
+  if (dims !== 'static') {
+    assert.equal(y.shape[0], dims === 'time' ? c.n : 'batch');
     assert.equal(typeof y.shape[2], 'string', 'symbolic T gives a derived output length');
   } else assert.deepEqual(y.shape, [c.n, c.cOut, tOut]);
   const r = g.input('r', dtype, y.shape);
@@ -140,8 +146,8 @@ async function runConv(c: Case, dtype: 'float32' | 'float64', symbolic: boolean,
   return { y: out.y, gx: out.gx, gw: out.gw, gb: out.gb, graph: g, x: back(xd), w: back(wd), b: bd ? back(bd) : null, proj: back(proj) };
 }
 
-async function checkCase(c: Case, dtype: 'float32' | 'float64', symbolic: boolean, tol: number, impl?: 'conv' | 'im2col'): Promise<number> {
-  const res = await runConv(c, dtype, symbolic, impl);
+async function checkCase(c: Case, dtype: 'float32' | 'float64', dims: Dims, tol: number, impl?: 'conv' | 'im2col'): Promise<number> {
+  const res = await runConv(c, dtype, dims, impl);
   const ref = convRef(c, res.x, res.w, res.b);
   assert.deepEqual(res.y.shape, [c.n, c.cOut, ref.tOut], `${c.name}: output shape`);
   const errs = {
@@ -151,35 +157,38 @@ async function checkCase(c: Case, dtype: 'float32' | 'float64', symbolic: boolea
     b: res.gb ? relErr(res.gb.data as Float32Array, numericGrad(c, res.x, res.w, res.b, res.proj, 'b')) : 0,
   };
   for (const [k, e] of Object.entries(errs))
-    assert.ok(e < tol, `${c.name} (${dtype}${symbolic ? ', symbolic T' : ''}): ${k} error ${e} >= ${tol}`);
+    assert.ok(e < tol, `${c.name} (${dtype}, symbolic: ${dims}): ${k} error ${e} >= ${tol}`);
   return Math.max(...Object.values(errs));
 }
 
-test('conv1d (ONNX Conv, float32): forward and gradients vs float64 JS reference, static T', async () => {
+test('conv1d (ONNX Conv, float32): forward and gradients vs float64 JS reference, static shapes', async () => {
   let worst = 0;
-  for (const c of CASES) worst = Math.max(worst, await checkCase(c, 'float32', false, 1e-3));
+  for (const c of CASES) worst = Math.max(worst, await checkCase(c, 'float32', 'static', 1e-3));
   console.log(`  conv1d float32 static: worst relative error ${worst.toExponential(2)}`);
 });
 
-test('conv1d (ONNX Conv, float32): symbolic T (derived output length, sliced input gradient)', async () => {
+test('conv1d (ONNX Conv, float32): symbolic T, and symbolic batch + T (other weight-gradient path)', async () => {
   let worst = 0;
-  for (const c of CASES) worst = Math.max(worst, await checkCase(c, 'float32', true, 1e-3));
+  for (const c of CASES) {
+    worst = Math.max(worst, await checkCase(c, 'float32', 'time', 1e-3));
+    worst = Math.max(worst, await checkCase(c, 'float32', 'batch+time', 1e-3));
+  }
   console.log(`  conv1d float32 symbolic: worst relative error ${worst.toExponential(2)}`);
 });
 
 test('conv1d im2col lowering (float64): forward and gradients vs JS reference at 1e-9', async () => {
   let worst = 0;
   for (const c of CASES) {
-    worst = Math.max(worst, await checkCase(c, 'float64', false, 1e-9));
-    worst = Math.max(worst, await checkCase(c, 'float64', true, 1e-9));
+    worst = Math.max(worst, await checkCase(c, 'float64', 'static', 1e-9));
+    worst = Math.max(worst, await checkCase(c, 'float64', 'batch+time', 1e-9));
   }
   console.log(`  conv1d float64 im2col: worst relative error ${worst.toExponential(2)}`);
 });
 
 test('conv1d im2col (float32, forced) agrees with the Conv form', async () => {
   const c = CASES[2];
-  const a = await runConv(c, 'float32', false, 'conv');
-  const b = await runConv(c, 'float32', false, 'im2col');
+  const a = await runConv(c, 'float32', 'static', 'conv');
+  const b = await runConv(c, 'float32', 'static', 'im2col');
   assert.ok(relErr(a.y.data as Float32Array, Array.from(b.y.data as Float32Array)) < 1e-5);
   assert.ok(relErr(a.gw.data as Float32Array, Array.from(b.gw.data as Float32Array)) < 1e-5);
   assert.ok(relErr(a.gx.data as Float32Array, Array.from(b.gx.data as Float32Array)) < 1e-5);
@@ -197,18 +206,21 @@ test('conv1d float64 passes gradcheck (finite differences through the engine)', 
   assert.ok(r.maxError < 1e-6, r.worst);
 });
 
-test('conv1d: no input-gradient ConvTranspose when the input needs no gradient (raw waveform)', () => {
-  const build = (withX: boolean): Graph => {
+test('conv1d: no input-gradient nodes when the input needs no gradient (raw waveform)', () => {
+  const convs = (withX: boolean, stride: number): string[] => {
     const g = new Graph({ name: 'w2v' });
     const x = g.input('wave', 'float32', ['batch', 1, 'samples']);
     const w = g.param('w', [8, 1, 10]);
-    const y = conv1d(x, w, null, { stride: 5 });
+    const y = conv1d(x, w, null, { stride });
     const loss = y.mul(y).mean([0, 1, 2]);
     gradients(loss, withX ? [w, x] : [w]);
-    return g;
+    return g.nodes.filter((n) => n.op === 'Conv' || n.op === 'ConvTranspose').map((n) => n.op).sort();
   };
-  assert.equal(build(false).nodes.filter((n) => n.op === 'ConvTranspose').length, 0);
-  assert.equal(build(true).nodes.filter((n) => n.op === 'ConvTranspose').length, 1);
+  // forward Conv + the weight-gradient Conv; the input gradient adds a ConvTranspose (stride 5) or a Conv (stride 1).
+  assert.deepEqual(convs(false, 5), ['Conv', 'Conv']);
+  assert.deepEqual(convs(true, 5), ['Conv', 'Conv', 'ConvTranspose']);
+  assert.deepEqual(convs(false, 1), ['Conv', 'Conv']);
+  assert.deepEqual(convs(true, 1), ['Conv', 'Conv', 'Conv']);
 });
 
 test('conv1d: shape inference and clear errors', () => {
@@ -226,4 +238,96 @@ test('conv1d: shape inference and clear errors', () => {
   assert.throws(() => conv1d(x, w([6, 4, 3]), w([5])), /bias must be \[6\]/);
   assert.throws(() => conv1d(g.input('x2', 'float32', [4, 20]), w([6, 4, 3])), /Conv in .*: conv1d input must be \[batch, channels, time\]/);
   assert.throws(() => conv1d(x, g.input('w64', 'float64', [6, 4, 3])), /dtype mismatch/);
+});
+
+// ---- layers ----
+
+async function runLayer(
+  build: (x: Tensor) => Tensor,
+  xShape: number[],
+  x: Float64Array,
+  params: Record<string, Float64Array>,
+): Promise<{ y: Float64Array; graph: Graph }> {
+  const g = new Graph({ name: 'layer' });
+  g.output('y', build(g.input('x', 'float32', xShape)));
+  const feeds: Record<string, HostTensor> = { x: { dtype: 'float32', shape: xShape, data: Float32Array.from(x) } };
+  for (const { spec } of g.params.values()) {
+    assert.ok(params[spec.name], `no test value for param ${spec.name}`);
+    feeds[spec.name] = { dtype: 'float32', shape: spec.shape, data: Float32Array.from(params[spec.name]) };
+  }
+  const cg = await CompiledGraph.create(g, { threads: 1 });
+  const out = await cg.run(feeds);
+  await cg.release();
+  return { y: Float64Array.from(out.y.data as Float32Array), graph: g };
+}
+
+test('conv1dLayer: torch Conv1d names, shapes, init, forward vs JS', async () => {
+  const c: Case = { name: 'layer', n: 2, cIn: 4, cOut: 6, t: 15, k: 3, stride: 2, padding: 1, groups: 2, bias: true };
+  const x = randn(c.n * c.cIn * c.t, 21);
+  const w = randn(c.cOut * 2 * c.k, 22);
+  const b = randn(c.cOut, 23);
+  const { y, graph } = await runLayer(
+    (xt) => conv1dLayer(xt, 'conv_layers.0.conv', { outChannels: 6, kernel: 3, stride: 2, padding: 1, groups: 2 }),
+    [c.n, c.cIn, c.t],
+    x,
+    { 'conv_layers.0.conv.weight': w, 'conv_layers.0.conv.bias': b },
+  );
+  const wSpec = graph.params.get('conv_layers.0.conv.weight')!.spec;
+  assert.deepEqual(wSpec.shape, [6, 2, 3]);
+  const bound = 1 / Math.sqrt(2 * 3);
+  assert.deepEqual(wSpec.init, { kind: 'uniform', low: -bound, high: bound });
+  assert.deepEqual(graph.params.get('conv_layers.0.conv.bias')!.spec.shape, [6]);
+  assert.ok(relErr(y, convRef(c, x, w, b).y) < 1e-4);
+  const g2 = new Graph();
+  conv1dLayer(g2.input('x', 'float32', [1, 1, 100]), 'c', { outChannels: 8, kernel: 10, stride: 5, bias: false });
+  assert.deepEqual([...g2.params.keys()], ['c.weight']);
+  assert.throws(() => conv1dLayer(g2.input('x2', 'float32', [1, 'ch', 100]), 'd', { outChannels: 8, kernel: 3 }), /conv1dLayer.*'d' needs input \[batch, channels, time\] with static channels/s);
+});
+
+/** torch's _weight_norm(v, g, dim=2) in JS: w[o,c,k] = g[k] * v[o,c,k] / ||v[:,:,k]||. */
+function weightNormRef(v: Float64Array, gain: Float64Array, [O, Cg, K]: number[], dim: number): Float64Array {
+  const keptSize = [O, Cg, K][dim];
+  const norms = new Float64Array(keptSize);
+  const keptIndex = (i: number) => (dim === 2 ? i % K : dim === 1 ? Math.floor(i / K) % Cg : Math.floor(i / (Cg * K)));
+  v.forEach((x, i) => (norms[keptIndex(i)] += x * x));
+  return v.map((x, i) => (gain[keptIndex(i)] * x) / Math.sqrt(norms[keptIndex(i)]));
+}
+
+test('weightNormConv1d: both checkpoint naming schemes, g shape per dim, forward vs JS', async () => {
+  // wav2vec2 pos_conv_embed shape, scaled down: Conv1d(C, C, K, padding K/2, groups).
+  const c: Case = { name: 'pos_conv', n: 2, cIn: 8, cOut: 8, t: 12, k: 6, padding: 3, groups: 4, bias: true };
+  const x = randn(c.n * c.cIn * c.t, 31);
+  const v = randn(8 * 2 * 6, 32);
+  const b = randn(8, 34);
+  for (const [dim, gLen] of [[2, 6], [0, 8]] as const) {
+    const gain = randn(gLen, 33).map((t) => 0.5 + Math.abs(t));
+    for (const names of ['legacy', 'parametrizations'] as const) {
+      const [gName, vName] =
+        names === 'legacy' ? ['pos_conv_embed.conv.weight_g', 'pos_conv_embed.conv.weight_v'] : ['pos_conv_embed.conv.parametrizations.weight.original0', 'pos_conv_embed.conv.parametrizations.weight.original1'];
+      const { y, graph } = await runLayer(
+        (xt) => weightNormConv1d(xt, 'pos_conv_embed.conv', { outChannels: 8, kernel: 6, padding: 3, groups: 4, dim, paramNames: names }),
+        [c.n, c.cIn, c.t],
+        x,
+        { [gName]: gain, [vName]: v, 'pos_conv_embed.conv.bias': b },
+      );
+      assert.deepEqual([...graph.params.keys()], [gName, vName, 'pos_conv_embed.conv.bias']);
+      assert.deepEqual(graph.params.get(gName)!.spec.shape, dim === 2 ? [1, 1, 6] : [8, 1, 1]);
+      assert.deepEqual(graph.params.get(vName)!.spec.shape, [8, 2, 6]);
+      const err = relErr(y, convRef(c, x, weightNormRef(v, gain, [8, 2, 6], dim), b).y);
+      assert.ok(err < 1e-4, `dim ${dim} ${names}: ${err}`);
+    }
+  }
+});
+
+test('weight-norm conv: gradients w.r.t. x, v, g, bias by finite differences (float64)', async () => {
+  const r = await gradcheck(
+    (_g, x, v, gain, b) => conv1d(x, weightNorm(v, gain, 2), b, { padding: 2, groups: 2 }),
+    [
+      { name: 'x', shape: [2, 4, 7] },
+      { name: 'v', shape: [4, 2, 4] },
+      { name: 'gain', shape: [1, 1, 4] },
+      { name: 'b', shape: [4] },
+    ],
+  );
+  assert.ok(r.maxError < 1e-6, r.worst);
 });

@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { gradients } from '../../src/graph/autodiff.js';
 import { gradcheck, randn } from '../../src/graph/gradcheck.js';
 import { Graph, type Tensor } from '../../src/graph/graph.js';
 import {
@@ -116,7 +117,7 @@ test('groupNorm: forward vs JS for groups = C (wav2vec2), 3 and 1; affine or not
   let worst64 = 0;
   for (const G of [6, 3, 1])
     for (const affine of [true, false])
-      for (const impl of ['layernorm', 'decomposed'] as const)
+      for (const impl of ['fused', 'decomposed'] as const)
         for (const dtype of ['float32', 'float64'] as const)
           for (const symbolic of [false, true]) {
             const { out, graph } = await runWith(
@@ -142,7 +143,7 @@ test('groupNorm: forward vs JS for groups = C (wav2vec2), 3 and 1; affine or not
 });
 
 test('groupNorm: gradients by finite differences (float64), both lowerings', async () => {
-  for (const impl of ['layernorm', 'decomposed'] as const)
+  for (const impl of ['fused', 'decomposed'] as const)
     for (const G of [4, 2]) {
       const r = await gradcheck(
         (_g, x, w, b) => groupNormalization(x, G, w, b, 1e-5, impl),
@@ -259,4 +260,51 @@ test('batchNorm: gradients by finite differences (float64), both forms', async (
     { name: 'b', shape: [2] },
   ]);
   assert.ok(evalForm.maxError < 1e-5, evalForm.worst);
+});
+
+test('groupNorm fused (InstanceNormalization, float32): gradient rule vs float64 JS central differences', async () => {
+  const [N, C, T] = [2, 4, 9];
+  const x = Float64Array.from(Float32Array.from(randn(N * C * T, 41).map((v, i) => v * 2 + (i % 7) * 0.3)));
+  const w = Float64Array.from(Float32Array.from(randn(C, 42)));
+  const b = Float64Array.from(Float32Array.from(randn(C, 43)));
+  const proj = Float64Array.from(Float32Array.from(randn(N * C * T, 44)));
+  let worst = 0;
+  for (const G of [4, 2])
+    for (const symbolic of [false, true]) {
+      const g = new Graph({ name: 'gn32' });
+      const xt = g.input('x', 'float32', symbolic ? ['batch', C, 'time'] : [N, C, T]);
+      const wt = g.input('w', 'float32', [C]);
+      const bt = g.input('b', 'float32', [C]);
+      const y = groupNormalization(xt, G, wt, bt, 1e-5);
+      assert.ok(g.nodes.some((n) => n.op === 'InstanceNormalization'));
+      const rt = g.input('r', 'float32', xt.shape);
+      const grads = gradients(y.mul(rt).sum([0, 1, 2]), [xt, wt, bt]);
+      ['gx', 'gw', 'gb'].forEach((k, i) => g.output(k, grads[i]!));
+      const cg = await CompiledGraph.create(g, { threads: 1 });
+      const out = await cg.run({
+        x: { dtype: 'float32', shape: [N, C, T], data: Float32Array.from(x) },
+        w: { dtype: 'float32', shape: [C], data: Float32Array.from(w) },
+        b: { dtype: 'float32', shape: [C], data: Float32Array.from(b) },
+        r: { dtype: 'float32', shape: [N, C, T], data: Float32Array.from(proj) },
+      });
+      await cg.release();
+      const loss = () => groupNormRef(x, [N, C, T], G, w, b, 1e-5).reduce((s, v, i) => s + v * proj[i], 0);
+      const numeric = (v: Float64Array): Float64Array =>
+        v.map((_, i) => {
+          const o = v[i];
+          v[i] = o + 1e-5;
+          const lp = loss();
+          v[i] = o - 1e-5;
+          const lm = loss();
+          v[i] = o;
+          return (lp - lm) / 2e-5;
+        });
+      for (const [k, v] of [['gx', x], ['gw', w], ['gb', b]] as const) {
+        const want = numeric(v);
+        const got = out[k].data as Float32Array;
+        for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / Math.max(Math.abs(want[i]), 1e-2));
+      }
+    }
+  console.log(`  InstanceNormalization rule (float32) worst relative error ${worst.toExponential(2)}`);
+  assert.ok(worst < 1e-3, `${worst}`);
 });
