@@ -143,18 +143,27 @@ export interface GraphOptions {
   seed?: number;
   /** For a subgraph (the body of an ONNX Loop / If): the graph whose values it may read. */
   parent?: Graph;
+  /**
+   * Prefix of every value name this graph makes. A subgraph that declares inputs, params
+   * or outputs under the names its parent uses for its own (a Loop body of a training
+   * step) needs one, as ONNX wants value names unique model-wide. Params keep their
+   * canonical ParamSpec names; `findInput` and `outputs[].name` use the unprefixed names.
+   */
+  valuePrefix?: string;
 }
 
 export class Graph {
   readonly name: string;
   readonly floatType: 'float32' | 'float64';
   readonly parent: Graph | null;
+  readonly valuePrefix: string;
   training: boolean;
   seed: number;
   readonly nodes: NodeRecord[] = [];
   readonly inputs: Tensor[] = [];
   readonly params = new Map<string, { spec: ParamSpec; tensor: Tensor }>();
   readonly initializers = new Map<string, ConstData>();
+  /** `name` is the output's name as given; the ONNX value is `tensor.name` (with the prefix). */
   readonly outputs: { name: string; tensor: Tensor }[] = [];
   /** Value names in use; a subgraph shares its root's set, as ONNX wants names unique model-wide. */
   private readonly names: Set<string>;
@@ -169,6 +178,7 @@ export class Graph {
     this.training = opts.training ?? false;
     this.seed = opts.seed ?? 0;
     this.parent = opts.parent ?? null;
+    this.valuePrefix = opts.valuePrefix ?? '';
     this.names = this.parent ? this.parent.names : new Set<string>();
   }
 
@@ -213,14 +223,21 @@ export class Graph {
   }
 
   private uniqueName(base: string): string {
-    let name = base;
-    for (let i = 1; this.names.has(name); i++) name = `${base}_${i}`;
+    const prefixed = this.valuePrefix + base;
+    let name = prefixed;
+    for (let i = 1; this.names.has(name); i++) name = `${prefixed}_${i}`;
     this.names.add(name);
     return name;
   }
 
+  /** The input declared as `name` (by `input()`; a param by its full name), prefix or not. */
+  findInput(name: string): Tensor | undefined {
+    const want = this.valuePrefix + name;
+    return this.inputs.find((t) => t.name === want);
+  }
+
   input(name: string, dtype: DType, shape: readonly Dim[]): Tensor {
-    if (this.names.has(name))
+    if (this.names.has(this.valuePrefix + name))
       throw new GraphError(`input '${name}' is already defined in graph '${this.name}'`);
     const t = new Tensor(this, this.uniqueName(name), dtype, [...shape], 'input');
     this.inputs.push(t);
@@ -244,7 +261,8 @@ export class Graph {
     }
     if (existing)
       throw new GraphError(`parameter '${full}' is defined twice (use graph.reusing() to share weights)`);
-    if (this.names.has(full)) throw new GraphError(`parameter '${full}' clashes with another value's name`);
+    if (this.names.has(this.valuePrefix + full))
+      throw new GraphError(`parameter '${full}' clashes with another value's name`);
     for (const d of shape)
       if (!Number.isInteger(d) || d <= 0)
         throw new GraphError(`parameter '${full}' needs a static positive shape, got ${fmtShape(shape)}`);
@@ -332,13 +350,15 @@ export class Graph {
   /** Marks a tensor as a graph output under a name. */
   output(name: string, t: Tensor): Tensor {
     if (this.outputs.some((o) => o.name === name)) throw new GraphError(`output '${name}' is defined twice`);
-    if (t.name === name) {
+    const value = this.valuePrefix + name;
+    if (t.name === value) {
       this.outputs.push({ name, tensor: t });
       return t;
     }
-    if (this.names.has(name)) throw new GraphError(`output name '${name}' clashes with another value's name`);
+    if (this.names.has(value))
+      throw new GraphError(`output name '${name}' clashes with another value's name`);
     // An Identity gives the output its own name without renaming the producer's value.
-    this.names.add(name);
+    this.names.add(value);
     const scope = this.scopes.join('/');
     const rec: NodeRecord = {
       op: 'Identity',
@@ -350,7 +370,7 @@ export class Graph {
       where: new Error(),
       scope,
     };
-    const out = new Tensor(this, name, t.dtype, t.shape, 'node', rec);
+    const out = new Tensor(this, value, t.dtype, t.shape, 'node', rec);
     rec.outputs = [out];
     this.nodes.push(rec);
     this.outputs.push({ name, tensor: out });

@@ -21,5 +21,11 @@ export {
   type BuildContext,
   type StateBackend,
 } from './train.js';
+export {
+  buildLoopTrainingGraph,
+  LOOP_STEPS_DIM,
+  type LoopTrainingGraph,
+  type LoopTrainingOptions,
+} from './loop.js';
 export { saveCheckpoint, loadCheckpoint } from './checkpoint.js';
 export { readSafetensors, writeSafetensors, SafetensorsFile, parseSafetensors } from './safetensors.js';

@@ -143,7 +143,8 @@ function writeGraph(w: Writer, g: Graph, subgraph = false): void {
   w.string(2, g.name);
   for (const [name, c] of g.initializers) w.message(5, (tw) => writeTensorProto(tw, name, c));
   for (const t of g.inputs) w.message(11, (vw) => writeValueInfo(vw, t));
-  for (const o of g.outputs) w.message(12, (vw) => writeValueInfo(vw, o.tensor, o.name));
+  // The value's own name: a subgraph's outputs carry its value prefix.
+  for (const o of g.outputs) w.message(12, (vw) => writeValueInfo(vw, o.tensor));
   void subgraph;
 }
 

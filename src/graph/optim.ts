@@ -222,7 +222,7 @@ export function addOptimizer(
       );
   }
   return g.scope('optimizer', () => {
-    const step = g.inputs.find((x) => x.name === STEP_INPUT) ?? g.input(STEP_INPUT, ft, []);
+    const step = g.findInput(STEP_INPUT) ?? g.input(STEP_INPUT, ft, []);
     if (step.dtype !== ft || step.rank !== 0)
       throw new GraphError(
         `optimizer: input '${STEP_INPUT}' must be a ${ft} scalar, got ${step.dtype}${fmtShape(step.shape)}`,

@@ -4,8 +4,9 @@
  * over micro-batches happens inside that graph (fwd1 bwd1 fwd2 bwd2 ... then one
  * update), so gradients never cross the JS boundary.
  *
- * Weights and optimiser state live behind `StateBackend` (host arrays today); a K-steps-
- * per-run `Loop` variant or a device-resident store replaces that class, not the models.
+ * Weights and optimiser state live behind `StateBackend` (host arrays today); a
+ * device-resident store replaces that class, not the models. With `stepsPerRun: K` the
+ * same step runs K times inside one ONNX Loop (loop.ts), over the same backend.
  */
 import { gradients } from './autodiff.js';
 import type { DType } from './dtype.js';
@@ -26,6 +27,7 @@ import { type Dim, fmtShape } from './shape.js';
 import * as ops from './ops/index.js';
 import { Rng } from '../util/random.js';
 import { type LoadedCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { buildLoopTrainingGraph, checkStepCount, checkStepsPerRun, stackBatches } from './loop.js';
 
 export interface InputDecl {
   dtype: DType;
@@ -92,27 +94,46 @@ function meanOf(ts: Tensor[]): Tensor {
   return ts.length > 1 ? ops.mul(s, 1 / ts.length) : s;
 }
 
-/** Builds the training graph (no ORT session): exported for `lemer graph export` and inspection. */
-export function buildTrainingGraph(opts: TrainingGraphOptions): TrainingGraph {
+/** Checks what can be checked before any model code runs. */
+export function checkTrainingOptions(opts: TrainingGraphOptions): void {
   const M = opts.microBatches ?? 1;
   if (!Number.isInteger(M) || M < 1)
     throw new Error(`Trainer: microBatches must be a whole number >= 1, got ${M}`);
-  resolveOptimizerConfig(opts.optimizer); // config errors before any model code runs
+  resolveOptimizerConfig(opts.optimizer);
   const names = Object.keys(opts.inputs);
   if (names.length === 0) throw new Error('Trainer: declare at least one batch input');
+  for (const n of names)
+    if (opts.inputs[n].shape.length === 0)
+      throw new Error(`Trainer: input '${n}' needs a batch axis (axis 0), got a scalar`);
+}
+
+/** Builds the training graph (no ORT session): exported for `lemer graph export` and inspection. */
+export function buildTrainingGraph(opts: TrainingGraphOptions): TrainingGraph {
+  checkTrainingOptions(opts);
   const g = new Graph({
     name: opts.name ?? 'train',
     floatType: opts.floatType ?? 'float32',
     training: true,
     seed: opts.seed ?? 0,
   });
-  const full: Record<string, Tensor> = {};
-  for (const n of names) {
-    const d = opts.inputs[n];
-    if (d.shape.length === 0)
-      throw new Error(`Trainer: input '${n}' needs a batch axis (axis 0), got a scalar`);
-    full[n] = g.input(n, d.dtype, d.shape);
-  }
+  const full = declareInputs(g, opts.inputs);
+  return { graph: g, ...buildTrainingStep(g, full, opts) };
+}
+
+/**
+ * One training step built into `g` over the full-batch values `full` (one per declared
+ * input): micro-batch split, forward and backward per chunk, optimiser update, outputs.
+ * The body of both the single-step graph and the K-steps Loop (loop.ts), where `g` is
+ * the Loop body and `full` are the batch picked by the iteration number.
+ */
+export function buildTrainingStep(
+  g: Graph,
+  full: Record<string, Tensor>,
+  opts: TrainingGraphOptions,
+): Omit<TrainingGraph, 'graph'> {
+  checkTrainingOptions(opts); // config errors before any model code runs
+  const M = opts.microBatches ?? 1;
+  const names = Object.keys(opts.inputs);
   // Each input split along the batch axis into M equal chunks (ONNX Split, M outputs, opset 17).
   const chunks: Record<string, Tensor>[] = Array.from({ length: M }, () => ({}));
   for (const n of names) {
@@ -192,7 +213,6 @@ export function buildTrainingGraph(opts: TrainingGraphOptions): TrainingGraph {
   const optimizer = addOptimizer(g, entries, opts.optimizer);
   const trainedNames = new Set(entries.map((e) => e.spec.name));
   return {
-    graph: g,
     optimizer,
     trained: entries.map((e) => e.spec),
     frozen: [...g.params.values()]
@@ -272,6 +292,14 @@ export interface TrainerOptions extends TrainingGraphOptions {
   /** Weights to start from (shared, updated in place by replacement); missing ones are initialised. */
   params?: ParameterStore;
   runtime?: RuntimeOptions;
+  /**
+   * K > 1: `steps(batches)` runs up to K updates in one ONNX Runtime run (an ONNX Loop,
+   * see loop.ts): the state is handed back to JS once per run instead of once per step,
+   * with bitwise the same results. `step(batch)` then runs a one-step Loop in the same
+   * session (no second graph; it pays the Loop's per-run overhead, so prefer `steps`).
+   * Default 1: one graph run per step, exactly as without the option.
+   */
+  stepsPerRun?: number;
 }
 
 export interface TrainerState {
@@ -295,7 +323,7 @@ export interface StepResult {
   lrs: Record<string, number>;
 }
 
-const num = (t: HostTensor | undefined): number => (t ? Number(t.data[0]) : NaN);
+const num = (t: HostTensor | undefined, i = 0): number => (t ? Number(t.data[i]) : NaN);
 
 export class Trainer {
   #rng: Rng;
@@ -319,7 +347,8 @@ export class Trainer {
   }
 
   static async create(opts: TrainerOptions): Promise<Trainer> {
-    const built = buildTrainingGraph(opts);
+    const K = checkStepsPerRun(opts.stepsPerRun ?? 1);
+    const built = K > 1 ? buildLoopTrainingGraph({ ...opts, stepsPerRun: K }) : buildTrainingGraph(opts);
     const seed = opts.seed ?? 0;
     const params = opts.params ?? new ParameterStore();
     const initialised = params.initMissing(built.graph, seed);
@@ -349,42 +378,81 @@ export class Trainer {
     return this.backend.optimizerState;
   }
 
-  private checkBatch(batch: Record<string, HostTensor>, M = this.built.microBatches): void {
+  /** K: the most updates one run takes (see TrainerOptions.stepsPerRun). */
+  get stepsPerRun(): number {
+    return this.options.stepsPerRun ?? 1;
+  }
+
+  private checkBatch(batch: Record<string, HostTensor>, M = this.built.microBatches, which = 'batch'): void {
+    const of = which === 'batch' ? '' : ` of ${which}`;
     for (const [n, decl] of Object.entries(this.options.inputs)) {
       const t = batch[n];
-      if (!t) throw new Error(`Trainer: batch lacks input '${n}' (${decl.dtype}${fmtShape(decl.shape)})`);
+      if (!t) throw new Error(`Trainer: ${which} lacks input '${n}' (${decl.dtype}${fmtShape(decl.shape)})`);
       if (t.shape.length === 0 || t.shape[0] % M !== 0)
         throw new Error(
-          `Trainer: input '${n}' has batch size ${t.shape[0] ?? '(scalar)'}, not divisible into ${M} micro-batches`,
+          `Trainer: input '${n}'${of} has batch size ${t.shape[0] ?? '(scalar)'}, not divisible into ${M} micro-batches`,
         );
     }
     for (const n of Object.keys(batch))
       if (!(n in this.options.inputs))
         throw new Error(
-          `Trainer: batch has an input '${n}' the model does not declare (declared: ${Object.keys(this.options.inputs).join(', ')})`,
+          `Trainer: ${which} has an input '${n}' the model does not declare (declared: ${Object.keys(this.options.inputs).join(', ')})`,
         );
+  }
+
+  private stepFeed(): HostTensor {
+    const data = new (this.graph.floatType === 'float64' ? Float64Array : Float32Array)([this.state.step]);
+    return { dtype: this.graph.floatType, shape: [], data };
+  }
+
+  /** Step i's figures from a run's outputs (one value per step in a K-steps run). */
+  private result(out: Record<string, HostTensor>, i: number): StepResult {
+    const lrs: Record<string, number> = {};
+    for (const k of Object.keys(this.built.optimizer.lrs))
+      if (k !== 'default') lrs[k] = num(out[`${LR_OUTPUT}.${k}`], i);
+    return {
+      loss: num(out[LOSS_OUTPUT], i),
+      metrics: Object.fromEntries(this.built.metricNames.map((k) => [k, num(out[metricOutput(k)], i)])),
+      gradNorm: num(out[GRAD_NORM_OUTPUT], i),
+      lr: num(out[LR_OUTPUT], i),
+      lrs,
+    };
   }
 
   /** One update: forward, backward (over all micro-batches), clip, optimiser, in one run. */
   async step(batch: Record<string, HostTensor>): Promise<StepResult> {
+    if (this.stepsPerRun > 1) return (await this.steps([batch]))[0];
     this.checkBatch(batch);
-    const data = new (this.graph.floatType === 'float64' ? Float64Array : Float32Array)([this.state.step]);
     const out = await this.backend.runStep(
       this.compiled,
-      { ...batch, [STEP_INPUT]: { dtype: this.graph.floatType, shape: [], data } },
+      { ...batch, [STEP_INPUT]: this.stepFeed() },
       this.built.optimizer.writes,
     );
     this.state.step += 1;
-    const lrs: Record<string, number> = {};
-    for (const k of Object.keys(this.built.optimizer.lrs))
-      if (k !== 'default') lrs[k] = num(out[`${LR_OUTPUT}.${k}`]);
-    return {
-      loss: num(out[LOSS_OUTPUT]),
-      metrics: Object.fromEntries(this.built.metricNames.map((k) => [k, num(out[metricOutput(k)])])),
-      gradNorm: num(out[GRAD_NORM_OUTPUT]),
-      lr: num(out[LR_OUTPUT]),
-      lrs,
-    };
+    return this.result(out, 0);
+  }
+
+  /**
+   * Up to `stepsPerRun` updates, one per batch in order, in one ONNX Runtime run; the
+   * same results as that many `step()` calls. The batches are stacked, so each input
+   * needs the same shape in all of them.
+   */
+  async steps(batches: readonly Record<string, HostTensor>[]): Promise<StepResult[]> {
+    const K = this.stepsPerRun;
+    checkStepCount(batches, K);
+    if (K === 1) return [await this.step(batches[0])];
+    const n = batches.length;
+    batches.forEach((b, i) =>
+      this.checkBatch(b, this.built.microBatches, n > 1 ? `batch ${i} of ${n}` : 'batch'),
+    );
+    const stacked = stackBatches(batches, this.options.inputs, K);
+    const out = await this.backend.runStep(
+      this.compiled,
+      { ...stacked, [STEP_INPUT]: this.stepFeed() },
+      this.built.optimizer.writes,
+    );
+    this.state.step += batches.length;
+    return batches.map((_, i) => this.result(out, i));
   }
 
   /** Loss and metrics in eval mode (dropout off, no update), from the same build function. */
