@@ -74,6 +74,7 @@ export function buildLoopTrainingGraph(opts: LoopTrainingOptions): LoopTrainingG
     floatType: opts.floatType ?? 'float32',
     training: true,
     seed: opts.seed ?? 0,
+    ortContribOps: opts.ortContribOps ?? true,
   } as const;
   const g = new Graph({ name: opts.name ?? 'train', ...common });
   const stacked: Record<string, Tensor> = {};

@@ -60,6 +60,8 @@ export interface TrainingGraphOptions {
   /** Which parameters train (in addition to their own `trainable` flag). */
   trainable?: (name: string) => boolean;
   floatType?: 'float32' | 'float64';
+  /** Use ONNX Runtime's fused contrib ops (default true: these graphs only run on ORT). */
+  ortContribOps?: boolean;
   /** Seed of the graph's random ops. */
   seed?: number;
   name?: string;
@@ -115,6 +117,7 @@ export function buildTrainingGraph(opts: TrainingGraphOptions): TrainingGraph {
     floatType: opts.floatType ?? 'float32',
     training: true,
     seed: opts.seed ?? 0,
+    ortContribOps: opts.ortContribOps ?? true,
   });
   const full = declareInputs(g, opts.inputs);
   return { graph: g, ...buildTrainingStep(g, full, opts) };
@@ -466,6 +469,7 @@ export class Trainer {
         floatType: this.graph.floatType,
         training: false,
         seed: this.state.seed,
+        ortContribOps: this.graph.ortContribOps,
       });
       const inputs = declareInputs(g, this.options.inputs);
       const out = this.options.build(g, inputs, { training: false, chunk: 0, chunks: 1, step: null });
@@ -553,6 +557,8 @@ export interface PredictorOptions {
   build: (g: Graph, inputs: Record<string, Tensor>, ctx: BuildContext) => Record<string, Tensor>;
   params?: ParameterStore;
   floatType?: 'float32' | 'float64';
+  /** Use ONNX Runtime's fused contrib ops (default true). */
+  ortContribOps?: boolean;
   seed?: number;
   runtime?: RuntimeOptions;
   /** Share a trainer's state (weights replaced by training steps are seen at once). */
@@ -575,6 +581,7 @@ export class Predictor {
       floatType: opts.floatType ?? 'float32',
       training: false,
       seed: opts.seed ?? 0,
+      ortContribOps: opts.ortContribOps ?? true,
     });
     const inputs = declareInputs(g, opts.inputs);
     const outs = opts.build(g, inputs, { training: false, chunk: 0, chunks: 1, step: null });

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { gradients } from '../../src/graph/autodiff.js';
 import { gradcheck, randn } from '../../src/graph/gradcheck.js';
 import { Graph, type Tensor } from '../../src/graph/graph.js';
-import { allowOrtContribOps, gelu, geluTanh, glu, silu, swish } from '../../src/graph/layers/activations.js';
+import { gelu, geluTanh, glu, silu, swish } from '../../src/graph/layers/activations.js';
 import { CompiledGraph } from '../../src/graph/runtime.js';
 
 /** erf by its Maclaurin series: for |x| <= 3.5 the cancellation error stays below 1e-12. */
@@ -24,7 +24,12 @@ const sigmoidRef = (x: number): number => 1 / (1 + Math.exp(-x));
 // Inputs from -3.5 to 3.5 plus random values.
 const XS = Float64Array.from([...Array.from({ length: 29 }, (_, i) => -3.5 + i * 0.25), ...randn(19, 3)]);
 
-async function run(fn: (x: Tensor) => Tensor, dtype: 'float32' | 'float64', x: Float64Array, shape: number[]): Promise<{ y: Float64Array; shape: number[] }> {
+async function run(
+  fn: (x: Tensor) => Tensor,
+  dtype: 'float32' | 'float64',
+  x: Float64Array,
+  shape: number[],
+): Promise<{ y: Float64Array; shape: number[] }> {
   const g = new Graph({ name: 'act', floatType: dtype });
   g.output('y', fn(g.input('x', dtype, shape)));
   const cg = await CompiledGraph.create(g, { threads: 1 });
@@ -49,7 +54,11 @@ test('erf reference is right (known values)', () => {
 
 const REFS: [string, (x: Tensor) => Tensor, (x: number) => number][] = [
   ['gelu (erf)', gelu, (x) => 0.5 * x * (1 + erfRef(x / Math.SQRT2))],
-  ['gelu (fused node in float32)', (t) => gelu(t, { fused: true }), (x) => 0.5 * x * (1 + erfRef(x / Math.SQRT2))],
+  [
+    'gelu (fused node in float32)',
+    (t) => gelu(t, { fused: true }),
+    (x) => 0.5 * x * (1 + erfRef(x / Math.SQRT2)),
+  ],
   ['geluTanh', geluTanh, (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)))],
   ['silu', silu, (x) => x * sigmoidRef(x)],
 ];
@@ -81,7 +90,10 @@ test('float32 forms (fused Gelu node with its own rule; x * sigmoid(x)): gradien
     const r = g.input('r', 'float32', [XS.length]);
     const [dx] = gradients(y.mul(r).sum(0), [x]);
     g.output('dx', dx!);
-    assert.ok(g.nodes.some((n) => n.op === op), `${name}: float32 uses ${op}`);
+    assert.ok(
+      g.nodes.some((n) => n.op === op),
+      `${name}: float32 uses ${op}`,
+    );
     const cg = await CompiledGraph.create(g, { threads: 1 });
     const proj = randn(XS.length, 8);
     const out = await cg.run({
@@ -104,7 +116,9 @@ test('float32 forms (fused Gelu node with its own rule; x * sigmoid(x)): gradien
   const pts = [-3, -1, 0, 0.5, 2];
   const out = await cg.run({ x: { dtype: 'float32', shape: [5], data: Float32Array.from(pts) } });
   await cg.release();
-  const closed = pts.map((v) => 0.5 * (1 + erfRef(v / Math.SQRT2)) + (v * Math.exp((-v * v) / 2)) / Math.sqrt(2 * Math.PI));
+  const closed = pts.map(
+    (v) => 0.5 * (1 + erfRef(v / Math.SQRT2)) + (v * Math.exp((-v * v) / 2)) / Math.sqrt(2 * Math.PI),
+  );
   assert.ok(maxAbs(out.dx.data as Float32Array, closed) < 1e-6);
 });
 
@@ -115,13 +129,11 @@ test('gelu: standard opset by default; the contrib node only where allowed (grap
   assert.ok(!g.nodes.some((n) => n.domain), 'default: standard ops only');
   gelu(x, { fused: true });
   assert.equal(g.nodes.filter((n) => n.op === 'Gelu' && n.domain === 'com.microsoft').length, 1);
-  const h = new Graph();
-  allowOrtContribOps(h);
+  const h = new Graph({ ortContribOps: true });
   const sub = new Graph({ parent: h });
   gelu(sub.input('y', 'float32', [3]));
   assert.equal(sub.nodes.filter((n) => n.op === 'Gelu').length, 1, 'a subgraph follows its root');
-  const d = new Graph({ floatType: 'float64' });
-  allowOrtContribOps(d);
+  const d = new Graph({ floatType: 'float64', ortContribOps: true });
   gelu(d.input('z', 'float64', [3]), { fused: true });
   assert.ok(!d.nodes.some((n) => n.domain), 'float64 has no contrib kernel: composition');
 });
@@ -136,12 +148,16 @@ test('glu: halves along an axis, a * sigmoid(b), vs JS', async () => {
   for (let a = 0; a < A; a++)
     for (let b = 0; b < B / 2; b++)
       for (let c = 0; c < C; c++)
-        want1[(a * (B / 2) + b) * C + c] = x[(a * B + b) * C + c] * sigmoidRef(x[(a * B + b + B / 2) * C + c]);
+        want1[(a * (B / 2) + b) * C + c] =
+          x[(a * B + b) * C + c] * sigmoidRef(x[(a * B + b + B / 2) * C + c]);
   assert.ok(maxAbs(r1.y, want1) < 1e-12);
   // default axis -1
   const x2 = randn(3 * 6, 6);
   const r2 = await run((t) => glu(t), 'float64', x2, [3, 6]);
-  const want2 = Array.from({ length: 9 }, (_, i) => x2[Math.floor(i / 3) * 6 + (i % 3)] * sigmoidRef(x2[Math.floor(i / 3) * 6 + (i % 3) + 3]));
+  const want2 = Array.from(
+    { length: 9 },
+    (_, i) => x2[Math.floor(i / 3) * 6 + (i % 3)] * sigmoidRef(x2[Math.floor(i / 3) * 6 + (i % 3) + 3]),
+  );
   assert.ok(maxAbs(r2.y, want2) < 1e-12);
   const g = new Graph();
   assert.throws(() => glu(g.input('x', 'float32', [2, 5])), /glu.*static even size, got 5/s);
@@ -150,8 +166,14 @@ test('glu: halves along an axis, a * sigmoid(b), vs JS', async () => {
 
 test('activations: gradients by finite differences (float64)', async () => {
   const data = Float64Array.from(XS.subarray(0, 24));
-  for (const [name, fn] of [...REFS.map(([n, f]) => [n, f] as const), ['glu axis 1', (t: Tensor) => glu(t, 1)] as const]) {
-    const r = await gradcheck((_g, x) => fn(x), [{ name: 'x', shape: [2, 4, 3], data: Float64Array.from(data) }]);
+  for (const [name, fn] of [
+    ...REFS.map(([n, f]) => [n, f] as const),
+    ['glu axis 1', (t: Tensor) => glu(t, 1)] as const,
+  ]) {
+    const r = await gradcheck(
+      (_g, x) => fn(x),
+      [{ name: 'x', shape: [2, 4, 3], data: Float64Array.from(data) }],
+    );
     assert.ok(r.maxError < 1e-6, `${name}: ${r.worst}`);
   }
 });

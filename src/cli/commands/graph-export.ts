@@ -11,6 +11,8 @@ export interface GraphExportOptions {
   model: string;
   mode: 'infer' | 'train';
   microBatches?: number;
+  /** Use ONNX Runtime's fused contrib ops as training does (default: standard ONNX only). */
+  ortContribOps?: boolean;
 }
 
 export interface GraphExportSummary {
@@ -44,12 +46,17 @@ export function exportModelGraph(opts: GraphExportOptions): {
       optimizer: m.optimizer,
       microBatches,
       name: `${m.name}-train`,
+      ortContribOps: opts.ortContribOps ?? false,
     });
     graph = built.graph;
     trained = built.trained.length;
   } else if (opts.mode === 'infer') {
     if (microBatches !== 1) throw new Error('--micro-batches applies to --mode train only');
-    graph = Predictor.buildGraph({ inputs: m.inputs, build: m.infer });
+    graph = Predictor.buildGraph({
+      inputs: m.inputs,
+      build: m.infer,
+      ortContribOps: opts.ortContribOps ?? false,
+    });
   } else {
     throw new Error(`--mode must be infer or train, got '${String(opts.mode)}'`);
   }
@@ -76,6 +83,7 @@ export function exportModelGraph(opts: GraphExportOptions): {
 }
 
 interface CliOptions {
+  ortContrib?: boolean;
   model: string;
   mode: 'infer' | 'train';
   out: string;
@@ -103,6 +111,10 @@ export function registerGraph(program: Command, io: CliIo): void {
       '--micro-batches <m>',
       'train mode: gradient accumulation over M micro-batches inside the graph',
       intOption(1),
+    )
+    .option(
+      '--ort-contrib',
+      "use ONNX Runtime's fused contrib ops, as lemer's own training does (not standard ONNX)",
     );
   jsonOption(exp).action((_opts, cmd: Command) => {
     const ctx = contextOf(cmd, io);
@@ -111,6 +123,7 @@ export function registerGraph(program: Command, io: CliIo): void {
       model: o.model,
       mode: o.mode,
       microBatches: o.microBatches,
+      ortContribOps: o.ortContrib ?? false,
     });
     writeFileAtomic(o.out, bytes);
     ctx.print(

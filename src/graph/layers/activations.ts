@@ -3,28 +3,10 @@
  * follow from the ops' rules); exact GELU is one fused node with its own rule.
  */
 import { defineGradient } from '../gradients.js';
-import type { Graph, Tensor } from '../graph.js';
+import type { Tensor } from '../graph.js';
 import { add, div, erf, exp, mul, sigmoid, sub, tanh } from '../ops/elementwise.js';
 import { split } from '../ops/shape.js';
 import { axesOf, requireFloat } from '../ops/util.js';
-
-const contribGraphs = new WeakSet<Graph>();
-
-/**
- * Lets layers built in `g` (and in its subgraphs, such as a Loop body) use ONNX
- * Runtime's contrib ops (domain com.microsoft) where they are faster; today the fused
- * Gelu with its own gradient rule. Off by default, so that a graph stays standard
- * ONNX opset 17 (what `lemer graph export` promises); turn it on for graphs that only
- * ONNX Runtime runs (training steps).
- */
-export function allowOrtContribOps(g: Graph): void {
-  contribGraphs.add(g);
-}
-
-function contribAllowed(g: Graph): boolean {
-  for (let c: Graph | null = g; c; c = c.parent) if (contribGraphs.has(c)) return true;
-  return false;
-}
 
 /**
  * Exact GELU, x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2))) (torch's default,
@@ -34,7 +16,7 @@ function contribAllowed(g: Graph): boolean {
  * Erf, Add 1, Mul x, Mul 0.5), so an inference graph runs it as one fused kernel. In a
  * training graph the composition's intermediates feed its backward, ORT cannot fuse
  * it, and the forward costs five full passes. `fused` (default: whether
- * `allowOrtContribOps` was called on the graph) records one com.microsoft `Gelu` node
+ * the graph allows ORT contrib ops: `Graph({ ortContribOps })`) records one com.microsoft `Gelu` node
  * instead (ORT's kernel on CPU, CUDA and WebGPU; the semantics of ONNX opset 20's Gelu)
  * with the gradient rule below. Measured on the wav2vec2 first layer (conv +
  * GroupNorm + GELU, batch 4 x 48000 samples, forward + backward, 2 threads,
@@ -43,7 +25,7 @@ function contribAllowed(g: Graph): boolean {
  */
 export function gelu(x: Tensor, opts: { fused?: boolean } = {}): Tensor {
   requireFloat('gelu', x);
-  if (x.dtype === 'float32' && (opts.fused ?? contribAllowed(x.graph)))
+  if (x.dtype === 'float32' && (opts.fused ?? x.graph.ortContribOps))
     return x.graph.node('Gelu', [x], [{ dtype: x.dtype, shape: x.shape }], {}, 'com.microsoft')[0];
   return mul(mul(x, add(erf(div(x, Math.SQRT2)), 1)), 0.5);
 }
