@@ -3,7 +3,8 @@
 //   npm run bench -- engine [--repeats N] [--rounds R] [--no-torch] [--batch16]
 // Each figure comes from a fresh process (so peak memory is its own), lemer and PyTorch
 // alternating, both under the same malloc settings and 2 threads. Ratios:
-// *_ratio = PyTorch time / lemer time (> 1: lemer faster); peak_rss_ratio = lemer / PyTorch.
+// *_ratio = PyTorch time / lemer time (> 1: lemer faster); peak_rss_ratio and
+// *_working_set_ratio = lemer / PyTorch (< 1: lemer smaller).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -55,13 +56,16 @@ export default async function engine(argv: string[]): Promise<Json> {
   if (!existsSync(join(here, 'torch_reference.py'))) throw new Error('bench/torch_reference.py is missing');
 
   // [label, lemer worker args, torch args]
+  // Cases with no PyTorch args reuse the PyTorch figures of the case of the same batch.
   const cases: [string, string[], string[]][] = [
-    ['layer_b4', ['layer', '4', '1'], ['--only', 'layer', '--batch', '4', '--repeats', repeats]],
+    ['layer_b4', ['layer', '4', '1', '1'], ['--only', 'layer', '--batch', '4', '--repeats', repeats]],
+    ['layer_b4_k16', ['layer', '4', '1', '16'], []],
     ['conv_b4', ['conv', '4', '48000'], ['--only', 'conv', '--conv-batch', '4', '--repeats', repeats]],
   ];
   if (!flag('--no-batch16')) {
-    cases.push(['layer_b16', ['layer', '16', '1'], ['--only', 'layer', '--batch', '16', '--repeats', repeats]]);
-    cases.push(['layer_b16_micro4', ['layer', '16', '4'], []]);
+    cases.push(['layer_b16', ['layer', '16', '1', '1'], ['--only', 'layer', '--batch', '16', '--repeats', repeats]]);
+    cases.push(['layer_b16_micro4', ['layer', '16', '4', '1'], []]);
+    cases.push(['layer_b16_micro4_k4', ['layer', '16', '4', '4'], []]);
   }
   const figures: Json = {};
   let torchVersion: string | null = null;
@@ -97,12 +101,19 @@ export default async function engine(argv: string[]): Promise<Json> {
     const e = figures[label];
     return e?.torch ? round(e.torch[`${phase}_ms`] / e.lemer[`${phase}_ms`]) : null;
   };
-  const memRatio = (label: string): number | null => {
+  // Peak RSS of the whole process during the training runs (runtime, model, state and
+  // step), lemer / PyTorch; and the working set: the peak above the RSS just before the
+  // first training step (what the step itself adds), where lemer's functional update
+  // (new weights and Adam state handed back next to the old) costs about 2x the state.
+  const memRatio = (label: string, key = 'train_peak_rss_mb'): number | null => {
     const e = figures[label];
-    return e?.torch ? round(e.lemer.train_peak_rss_above_start_mb / e.torch.train_peak_rss_above_start_mb) : null;
+    return e?.torch ? round(e.lemer[key] / e.torch[key]) : null;
   };
-  const b16 = figures.layer_b16_micro4 && figures.layer_b16?.torch;
-  if (b16) figures.layer_b16_micro4.torch = figures.layer_b16.torch;
+  const workingSet = (label: string) => memRatio(label, 'train_peak_rss_above_start_mb');
+  for (const [label] of cases) {
+    const same = label.replace(/_(micro|k)\d+/g, '');
+    if (figures[label].torch === null && figures[same]?.torch) figures[label].torch = figures[same].torch;
+  }
   return {
     torch: py ? { python: py, version: torchVersion } : null,
     threads: 2,
@@ -111,10 +122,16 @@ export default async function engine(argv: string[]): Promise<Json> {
     conv_forward_ratio: ratio('conv_b4', 'forward'),
     conv_train_ratio: ratio('conv_b4', 'train'),
     peak_rss_ratio: memRatio('layer_b4'),
+    train_working_set_ratio: workingSet('layer_b4'),
+    // Other settings a user can pick (stepsPerRun K, micro-batches M), same PyTorch baseline:
+    layer_k16_train_ratio: ratio('layer_b4_k16', 'train'),
+    layer_k16_peak_rss_ratio: memRatio('layer_b4_k16'),
     layer_b16_train_ratio: ratio('layer_b16', 'train'),
-    layer_b16_micro4_train_ratio: b16 ? ratio('layer_b16_micro4', 'train') : null,
+    layer_b16_micro4_train_ratio: ratio('layer_b16_micro4', 'train'),
+    layer_b16_micro4_k4_train_ratio: ratio('layer_b16_micro4_k4', 'train'),
     layer_b16_peak_rss_ratio: memRatio('layer_b16'),
-    layer_b16_micro4_peak_rss_ratio: b16 ? memRatio('layer_b16_micro4') : null,
+    layer_b16_micro4_peak_rss_ratio: memRatio('layer_b16_micro4'),
+    layer_b16_micro4_working_set_ratio: workingSet('layer_b16_micro4'),
     goals: { layer_train_ratio: '>= 1.0', layer_forward_ratio: '>= 1.2', peak_rss_ratio: '<= 1.0' },
     figures,
   };

@@ -64,7 +64,11 @@ export function gradients(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): 
         `no gradient rule for op ${n.op} (node ${n.name}); it lies between a parameter and the loss`,
         n.inputs,
       );
-    const dy = n.outputs.map((o) => total(o));
+    const passLazy = LAZY_OK.has(n.op) && n.inputs.every((t) => !t || sameShape(t, n.outputs[0]));
+    const dy = n.outputs.map((o) => {
+      const d = total(o);
+      return d && !passLazy && isLazy(d, o) ? materialize(d, o) : d;
+    });
     const ctx: GradContext = {
       g,
       node: n,
@@ -80,7 +84,7 @@ export function gradients(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): 
     n.inputs.forEach((t, k) => {
       const d = dx[k];
       if (!t || !d || !ctx.needs(k)) return;
-      if (!shapesEqual(d.shape, t.shape) && !sameRuntimeShape(d, t))
+      if (!shapesEqual(d.shape, t.shape) && !sameRuntimeShape(d, t) && !isLazy(d, t))
         throw g.error(
           n.op,
           `gradient rule returned shape ${fmtShape(d.shape)} for input ${fmtShape(t.shape)}`,
@@ -91,7 +95,61 @@ export function gradients(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): 
       else contributions.set(t, [d]);
     });
   }
-  return wrt.map((t) => (wanted.has(t) ? total(t) : null));
+  return wrt.map((t) => {
+    const d = wanted.has(t) ? total(t) : null;
+    return d && isLazy(d, t) ? materialize(d, t) : d;
+  });
+}
+
+/**
+ * Lazy broadcast gradients. The gradient of a sum or mean is its output gradient
+ * broadcast back over the reduced axes; PyTorch keeps that as a stride-0 view. Here the
+ * reduce rules return it unexpanded (size 1 on those axes), and it stays so while it
+ * flows through elementwise ops whose inputs all have the output's shape (their rules
+ * broadcast it for free inside the next Mul); any other op gets it expanded first.
+ * Saves a full-size Expand (single-threaded in ORT) per reduction of a large tensor.
+ */
+const LAZY_OK = new Set([
+  'Identity',
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Neg',
+  'Exp',
+  'Log',
+  'Sqrt',
+  'Reciprocal',
+  'Tanh',
+  'Sigmoid',
+  'Relu',
+  'Erf',
+  'Abs',
+  'Where',
+  'Cast',
+  'Gelu',
+]);
+
+/** d has t's rank and size 1 on some axis where t does not: a broadcast stand-in for t's gradient. */
+function isLazy(d: Tensor, t: Tensor): boolean {
+  if (d.rank !== t.rank) return false;
+  let lazy = false;
+  for (let i = 0; i < d.rank; i++) {
+    const a = d.shape[i];
+    const b = t.shape[i];
+    if (a === b) continue;
+    if (a !== 1) return false;
+    lazy = true;
+  }
+  return lazy;
+}
+
+function sameShape(a: Tensor, b: Tensor): boolean {
+  return shapesEqual(a.shape, b.shape) || sameRuntimeShape(a, b);
+}
+
+function materialize(d: Tensor, like: Tensor): Tensor {
+  return expand(d, like);
 }
 
 /** Static shapes may differ only where a symbolic dim stands against a derived or numeric one. */

@@ -3,6 +3,8 @@
  * reused; feeds are checked against the graph's declared dtypes and shapes first, so a
  * wrong input fails with its name and both shapes, not deep inside a kernel.
  */
+import { readdirSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { type DType, type TypedArray, dtypeOf } from './dtype.js';
 import { callSite, type Graph, GraphError, type Tensor } from './graph.js';
@@ -37,6 +39,8 @@ export interface RuntimeOptions {
   enableMemPattern?: boolean;
   /** ORT's CPU arena allocator (default on): off hands memory back to malloc between runs. */
   enableCpuMemArena?: boolean;
+  /** Profile every run (ORT's chrome-trace JSON); files start with this path prefix. */
+  profilePrefix?: string;
   /** Write ORT's optimised model here, for inspection. */
   optimizedModelPath?: string;
   logSeverity?: 0 | 1 | 2 | 3 | 4;
@@ -72,6 +76,10 @@ export class CompiledGraph {
     if (options.threads) so.intraOpNumThreads = options.threads;
     if (options.enableCpuMemArena !== undefined) so.enableCpuMemArena = options.enableCpuMemArena;
     if (options.optimizedModelPath) so.optimizedModelFilePath = options.optimizedModelPath;
+    if (options.profilePrefix) {
+      so.enableProfiling = true;
+      so.profileFilePrefix = options.profilePrefix;
+    }
     let session: ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(bytes, so);
@@ -103,6 +111,23 @@ export class CompiledGraph {
       result[k] = { dtype: t.type as DType, shape: t.dims.map(Number), data: t.data as TypedArray };
     }
     return result;
+  }
+
+  /**
+   * Ends profiling and returns the trace file's path (ORT's Node binding returns nothing:
+   * the newest file with the prefix is it), or null when profiling was off.
+   */
+  endProfiling(): string | null {
+    const prefix = this.options.profilePrefix;
+    if (!prefix) return null;
+    this.session.endProfiling();
+    const dir = dirname(resolve(prefix));
+    const base = basename(prefix);
+    const files = readdirSync(dir)
+      .filter((f) => f.startsWith(base) && f.endsWith('.json'))
+      .map((f) => join(dir, f))
+      .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+    return files[0] ?? null;
   }
 
   async release(): Promise<void> {

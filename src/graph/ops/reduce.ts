@@ -2,7 +2,7 @@
 import { defineGradient } from '../gradients.js';
 import type { Tensor } from '../graph.js';
 import { dropShape, keepShape } from './util.js';
-import { axesOf, node1, requireFloat, shapeOf } from './util.js';
+import { axesOf, node1, requireFloat } from './util.js';
 import { cast, div, equal, exp, mul, sub } from './elementwise.js';
 
 export function reduceSum(x: Tensor, axes: number | readonly number[], keepDims = false): Tensor {
@@ -58,9 +58,9 @@ function reducedAxes(
   return Array.from({ length: x.rank }, (_, i) => i);
 }
 
+/** dy with the reduced axes kept (size 1): autodiff expands it only where needed (see isLazy). */
 function broadcastBack(dy: Tensor, x: Tensor, axes: number[], keepdims: boolean): Tensor {
-  const kept = keepAxes(dy, x.rank, axes, keepdims);
-  return node1(x.graph, 'Expand', [kept, shapeOf(x)], x.dtype, x.shape);
+  return keepAxes(dy, x.rank, axes, keepdims);
 }
 
 defineGradient('ReduceSum', ({ node, x, dy }) => {
