@@ -233,3 +233,31 @@ test('gradients: unused branches and frozen inputs build no backward nodes', () 
   assert.ok(!added.some((n) => n.inputs.includes(unused)));
   assert.equal(added.filter((n) => n.op === 'MatMul').length, 1);
 });
+
+test('lazy broadcast gradients of sums and means: correct through broadcasting ops, and no full-size Expand', async () => {
+  // The lazy gradient meets a broadcasting Add (must be expanded first: b's gradient is a count).
+  await check('mean(a + b)', (_g, a, b) => ops.reduceMean(ops.add(a, b), [0, 1]), [
+    { name: 'a', shape: [2, 3] },
+    { name: 'b', shape: [3] },
+  ]);
+  // ... flows through same-shape elementwise ops, then meets a MatMul and a Softmax.
+  await check(
+    'sum(exp(softmax(a @ w)) * c)',
+    (_g, a, w, c) => ops.reduceSum(ops.mul(ops.exp(ops.softmax(ops.matmul(a, w), 1)), c), [1]),
+    [
+      { name: 'a', shape: [2, 3] },
+      { name: 'w', shape: [3, 4] },
+      { name: 'c', shape: [2, 4] },
+    ],
+  );
+  const g = new Graph();
+  const x = g.param('x', [64, 128]);
+  const loss = ops.reduceMean(ops.mul(ops.exp(x), ops.tanh(x)), [0, 1]);
+  const before = g.nodes.length;
+  const [dx] = gradients(loss, [x]);
+  assert.deepEqual(dx!.shape, [64, 128]);
+  assert.ok(
+    !g.nodes.slice(before).some((n) => n.op === 'Expand'),
+    'no Expand: the mean gradient broadcasts inside the Mul',
+  );
+});
