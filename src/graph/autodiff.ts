@@ -33,7 +33,9 @@ export function gradients(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): 
 
   // Backward: contributions per value, summed lazily when a node consumes them.
   const contributions = new Map<Tensor, Tensor[]>();
-  contributions.set(loss, [seed ?? expand(g.scalar(1, loss.dtype), loss)]);
+  contributions.set(loss, [
+    seed ?? (loss.rank === 0 ? g.scalar(1, loss.dtype) : expand(g.scalar(1, loss.dtype), loss)),
+  ]);
   const total = (t: Tensor): Tensor | null => {
     const parts = contributions.get(t);
     if (!parts || parts.length === 0) return null;
