@@ -74,6 +74,10 @@ export class CompiledGraph {
       logSeverityLevel: options.logSeverity ?? 3,
     };
     if (options.threads) so.intraOpNumThreads = options.threads;
+    // ORT 1.30 rewrites x * sigmoid(x) into QuickGelu, which has no float64 kernel: keep
+    // float64 graphs (gradient checks) as written.
+    if (graph.floatType === 'float64')
+      so.extra = { optimization: { disable_specified_optimizers: 'QuickGeluFusion' } };
     if (options.enableCpuMemArena !== undefined) so.enableCpuMemArena = options.enableCpuMemArena;
     if (options.optimizedModelPath) so.optimizedModelFilePath = options.optimizedModelPath;
     if (options.profilePrefix) {

@@ -52,14 +52,10 @@ export function geluTanh(x: Tensor): Tensor {
 }
 
 /**
- * SiLU / swish: x * sigmoid(x). In float64 it is written x * (0.5 + 0.5 tanh(x / 2))
- * (the same function): ONNX Runtime 1.30's QuickGeluFusion rewrites x * sigmoid(x)
- * into com.microsoft QuickGelu even for double, which has only a float kernel, so the
- * float64 session would not load (gradient checks). The session option
- * `optimization.disable_specified_optimizers = QuickGeluFusion` also avoids it.
+ * SiLU / swish: x * sigmoid(x). (ORT fuses this into QuickGelu, which has no float64
+ * kernel; runtime.ts turns that fusion off for float64 graphs.)
  */
 export function silu(x: Tensor): Tensor {
-  if (x.dtype === 'float64') return mul(x, add(mul(tanh(mul(x, 0.5)), 0.5), 0.5));
   return mul(x, sigmoid(x));
 }
 export const swish = silu;
