@@ -7,29 +7,10 @@
 // *_working_set_ratio = lemer / PyTorch (< 1: lemer smaller).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { benchDir as here, type Json, median, runJson, runWorker } from './lib/spawn.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-// glibc: reuse freed large buffers instead of faulting in fresh pages (MEASURED.md); same for both.
-const env = {
-  ...process.env,
-  OMP_WAIT_POLICY: 'PASSIVE',
-  MALLOC_MMAP_THRESHOLD_: '1073741824',
-  MALLOC_TRIM_THRESHOLD_: '4294967296',
-};
-
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-function runJson(cmd: string, args: string[]): Json {
-  const r = spawnSync(cmd, args, { env, encoding: 'utf8', maxBuffer: 1 << 26 });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stderr.slice(-2000)}`);
-  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{') || l.startsWith(' ') || l.startsWith('}')).join('\n');
-  return JSON.parse(line.slice(line.indexOf('{')));
-}
-
-const lemer = (args: string[]): Json =>
-  runJson(process.execPath, ['--import', 'tsx', '--expose-gc', join(here, 'lib/engine-worker.ts'), ...args]);
+const lemer = (args: string[]): Json => runWorker('engine-worker.ts', args);
 
 function python(): string | null {
   for (const p of ['/usr/bin/python3', 'python3']) {
@@ -41,10 +22,6 @@ function python(): string | null {
 
 const torch = (py: string, args: string[]): Json => runJson(py, [join(here, 'torch_reference.py'), ...args]);
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)];
-};
 const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d;
 
 export default async function engine(argv: string[]): Promise<Json> {
@@ -63,7 +40,11 @@ export default async function engine(argv: string[]): Promise<Json> {
     ['conv_b4', ['conv', '4', '48000'], ['--only', 'conv', '--conv-batch', '4', '--repeats', repeats]],
   ];
   if (!flag('--no-batch16')) {
-    cases.push(['layer_b16', ['layer', '16', '1', '1'], ['--only', 'layer', '--batch', '16', '--repeats', repeats]]);
+    cases.push([
+      'layer_b16',
+      ['layer', '16', '1', '1'],
+      ['--only', 'layer', '--batch', '16', '--repeats', repeats],
+    ]);
     cases.push(['layer_b16_micro4', ['layer', '16', '4', '1'], []]);
     cases.push(['layer_b16_micro4_k4', ['layer', '16', '4', '4'], []]);
   }
@@ -86,11 +67,15 @@ export default async function engine(argv: string[]): Promise<Json> {
     for (const phase of ['forward', 'train']) {
       const key = `${kind}_${phase}`;
       entry.lemer[`${phase}_ms`] = median(ours.map((o) => o[key].median));
-      entry.lemer[`${phase}_peak_rss_above_start_mb`] = median(ours.map((o) => o[key].peak_rss_above_start_mb));
+      entry.lemer[`${phase}_peak_rss_above_start_mb`] = median(
+        ours.map((o) => o[key].peak_rss_above_start_mb),
+      );
       entry.lemer[`${phase}_peak_rss_mb`] = median(ours.map((o) => o[key].peak_rss_mb));
       if (theirs.length) {
         entry.torch[`${phase}_ms`] = median(theirs.map((t) => t[`${key}_ms`]));
-        entry.torch[`${phase}_peak_rss_above_start_mb`] = median(theirs.map((t) => t.stats[key].peak_rss_above_start_mb));
+        entry.torch[`${phase}_peak_rss_above_start_mb`] = median(
+          theirs.map((t) => t.stats[key].peak_rss_above_start_mb),
+        );
         entry.torch[`${phase}_peak_rss_mb`] = median(theirs.map((t) => t.stats[key].peak_rss_mb));
       }
     }

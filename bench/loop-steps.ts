@@ -5,40 +5,9 @@
 // is shared and noisy); per K the median over blocks of the per-step time, and the median
 // of the per-block ratios (paired, so drift cancels). Memory: peak RSS (VmHWM) of the
 // training loop from engine-worker.ts, a fresh process per K (time figures there too).
-import { spawnSync } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { type Json, median, runWorker } from './lib/spawn.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-// glibc: reuse freed large buffers instead of faulting in fresh pages (MEASURED.md).
-const env = {
-  ...process.env,
-  OMP_WAIT_POLICY: 'PASSIVE',
-  MALLOC_MMAP_THRESHOLD_: '1073741824',
-  MALLOC_TRIM_THRESHOLD_: '4294967296',
-};
-
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-function node(script: string, args: string[]): Json {
-  const r = spawnSync(
-    process.execPath,
-    ['--import', 'tsx', '--expose-gc', join(here, 'lib', script), ...args],
-    {
-      env,
-      encoding: 'utf8',
-      maxBuffer: 1 << 26,
-    },
-  );
-  if (r.status !== 0)
-    throw new Error(`${script} ${args.join(' ')} failed (${r.status}):\n${r.stderr.slice(-2000)}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)];
-};
+const node = runWorker;
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
 
 export default async function loopSteps(argv: string[]): Promise<Json> {

@@ -12,7 +12,9 @@ function find(dir) {
   });
 }
 const filters = process.argv.slice(2);
-const files = find('test').sort().filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
+const files = find('test')
+  .sort()
+  .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);

@@ -45,11 +45,19 @@ async function layer(B: number, micro: number, K = 1): Promise<Record<string, un
     x: { dtype: 'float32', shape: [B, S, 768], data: randn(B * S * 768, 1) },
     mask: { dtype: 'float32', shape: [B, 1, 1, S], data: mask },
   };
-  const inputs = { x: { dtype: 'float32' as const, shape: ['batch', 'seq', 768] }, mask: { dtype: 'float32' as const, shape: ['batch', 1, 1, 'seq'] } };
+  const inputs = {
+    x: { dtype: 'float32' as const, shape: ['batch', 'seq', 768] },
+    mask: { dtype: 'float32' as const, shape: ['batch', 1, 1, 'seq'] },
+  };
 
   // Forward: the inference graph (eval mode, as lemer predicts) over the same parameters.
   const params = new ParameterStore();
-  const fwd = await Predictor.create({ inputs, build: (g, x) => ({ y: encoderLayer(g, x.x, x.mask) }), params, runtime });
+  const fwd = await Predictor.create({
+    inputs,
+    build: (g, x) => ({ y: encoderLayer(g, x.x, x.mask) }),
+    params,
+    runtime,
+  });
   const baseline = rssMb();
   const forward = await measure(() => fwd.run(batch));
   await fwd.release();
@@ -67,21 +75,38 @@ async function layer(B: number, micro: number, K = 1): Promise<Record<string, un
     runtime,
   });
   // K > 1: K steps per run (an ONNX Loop); times are per step (run time / K).
-  const run = await measure(() => (K > 1 ? trainer.steps(Array.from({ length: K }, () => batch)) : trainer.step(batch)));
+  const run = await measure(() =>
+    K > 1 ? trainer.steps(Array.from({ length: K }, () => batch)) : trainer.step(batch),
+  );
   const perStep = (x: number) => Math.round((x / K) * 1000) / 1000;
   const train = { ...run, median: perStep(run.median), min: perStep(run.min), p90: perStep(run.p90) };
   await trainer.release();
-  return { batch: B, seq: S, micro_batches: micro, steps_per_run: K, baseline_rss_mb: baseline, layer_forward: forward, layer_train: train };
+  return {
+    batch: B,
+    seq: S,
+    micro_batches: micro,
+    steps_per_run: K,
+    baseline_rss_mb: baseline,
+    layer_forward: forward,
+    layer_train: train,
+  };
 }
 
 async function conv(B: number, samples: number): Promise<Record<string, unknown>> {
-  const batch: Record<string, HostTensor> = { wav: { dtype: 'float32', shape: [B, 1, samples], data: randn(B * samples, 2) } };
+  const batch: Record<string, HostTensor> = {
+    wav: { dtype: 'float32', shape: [B, 1, samples], data: randn(B * samples, 2) },
+  };
   const inputs = { wav: { dtype: 'float32' as const, shape: ['batch', 1, 'samples'] } };
   const params = new ParameterStore();
   // The layer's [B, 512, frames] output is reduced to its mean in the graph: in a model the
   // next layer reads it in place, whereas handing 78 MB back to JS would add a copy
   // (~25 ms) that no model pays. The reduction itself (one more pass) is counted.
-  const fwd = await Predictor.create({ inputs, build: (_g, x) => ({ y: ops.reduceMean(convLayer0(x.wav), [0, 1, 2]) }), params, runtime });
+  const fwd = await Predictor.create({
+    inputs,
+    build: (_g, x) => ({ y: ops.reduceMean(convLayer0(x.wav), [0, 1, 2]) }),
+    params,
+    runtime,
+  });
   const baseline = rssMb();
   const forward = await measure(() => fwd.run(batch));
   await fwd.release();
@@ -94,14 +119,26 @@ async function conv(B: number, samples: number): Promise<Record<string, unknown>
   });
   const train = await measure(() => trainer.step(batch));
   await trainer.release();
-  return { conv_batch: B, conv_samples: samples, baseline_rss_mb: baseline, conv_forward: forward, conv_train: train };
+  return {
+    conv_batch: B,
+    conv_samples: samples,
+    baseline_rss_mb: baseline,
+    conv_forward: forward,
+    conv_train: train,
+  };
 }
 
 const [what, a, b, c] = process.argv.slice(2);
 const result =
-  what === 'layer' ? await layer(Number(a ?? 4), Number(b ?? 1), Number(c ?? 1)) : what === 'conv' ? await conv(Number(a ?? 4), Number(b ?? 48000)) : null;
+  what === 'layer'
+    ? await layer(Number(a ?? 4), Number(b ?? 1), Number(c ?? 1))
+    : what === 'conv'
+      ? await conv(Number(a ?? 4), Number(b ?? 48000))
+      : null;
 if (!result) {
-  console.error('usage: engine-worker.ts layer <batch> [microBatches] [stepsPerRun] | conv <batch> [samples]');
+  console.error(
+    'usage: engine-worker.ts layer <batch> [microBatches] [stepsPerRun] | conv <batch> [samples]',
+  );
   process.exit(2);
 }
 console.log(JSON.stringify(result));

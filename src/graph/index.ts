@@ -9,7 +9,13 @@ export { defineGradient, registeredGradientOps } from './gradients.js';
 export { toOnnx, OPSET } from './onnx.js';
 export * from './runtime.js';
 export { TensorStore, ParameterStore } from './params.js';
-export { addOptimizer, type OptimizerConfig, type ParamGroup, type ScheduleConfig, scheduleFactor } from './optim.js';
+export {
+  addOptimizer,
+  type OptimizerConfig,
+  type ParamGroup,
+  type ScheduleConfig,
+  scheduleFactor,
+} from './optim.js';
 export {
   Trainer,
   Predictor,

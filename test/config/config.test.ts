@@ -203,6 +203,9 @@ test('runtime section: defaults, validation, and the engine options it maps to',
   assert.deepEqual(runtimeOptions(d), { executionProvider: 'cpu' });
   const c = loadConfig(undefined, { runtime: { executionProvider: 'cuda', threads: 4 } });
   assert.deepEqual(runtimeOptions(c), { executionProvider: 'cuda', threads: 4 });
-  assert.throws(() => loadConfig(undefined, { runtime: { executionProvider: 'tpu' } }), /runtime\.executionProvider/);
+  assert.throws(
+    () => loadConfig(undefined, { runtime: { executionProvider: 'tpu' } }),
+    /runtime\.executionProvider/,
+  );
   assert.equal(loadConfig(undefined, { optim: { name: 'adamw' } }).optim.name, 'adamw');
 });

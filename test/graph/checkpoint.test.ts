@@ -18,6 +18,7 @@ import {
   toyTransformerLoss,
   toyTransformerTrainInputs,
 } from '../../src/models/toy/transformer.js';
+import { sameBits } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'lemer-checkpoint-'));
 test.after(() => rmSync(root, { recursive: true, force: true }));
@@ -39,19 +40,6 @@ const options = (): TrainerOptions => ({
 
 /** Batches drawn from the trainer's own generator, so its state must be restored too. */
 const stepOnce = (t: Trainer) => t.step(makeOrderBatch(t.rng, 8));
-
-function sameBits(a: TensorStore, b: TensorStore, what: string): void {
-  assert.deepEqual(a.names().sort(), b.names().sort(), what);
-  for (const n of a.names()) {
-    const x = a.get(n).data;
-    const y = b.get(n).data;
-    assert.deepEqual(
-      new Uint8Array(x.buffer, x.byteOffset, x.byteLength),
-      new Uint8Array(y.buffer, y.byteOffset, y.byteLength),
-      `${what}: '${n}' differs`,
-    );
-  }
-}
 
 test('3 steps straight == 2 steps + save + load into a fresh trainer + 1 step, bit for bit', async () => {
   const straight = await Trainer.create(options());

@@ -28,7 +28,12 @@ interface Case {
 }
 
 /** Direct float64 convolution: y[n, o, t] = b[o] + sum_{c,k} w[o,c,k] xpad[n, g*Cg + c, t*s + k*d]. */
-function convRef(c: Case, x: Float64Array, w: Float64Array, b: Float64Array | null): { y: Float64Array; tOut: number } {
+function convRef(
+  c: Case,
+  x: Float64Array,
+  w: Float64Array,
+  b: Float64Array | null,
+): { y: Float64Array; tOut: number } {
   const s = c.stride ?? 1;
   const d = c.dilation ?? 1;
   const G = c.groups ?? 1;
@@ -55,7 +60,14 @@ function convRef(c: Case, x: Float64Array, w: Float64Array, b: Float64Array | nu
 }
 
 /** Central differences of loss = sum(convRef(...) * proj) w.r.t. every element of `which`. */
-function numericGrad(c: Case, x: Float64Array, w: Float64Array, b: Float64Array | null, proj: Float64Array, which: 'x' | 'w' | 'b'): Float64Array {
+function numericGrad(
+  c: Case,
+  x: Float64Array,
+  w: Float64Array,
+  b: Float64Array | null,
+  proj: Float64Array,
+  which: 'x' | 'w' | 'b',
+): Float64Array {
   const loss = (): number => {
     const { y } = convRef(c, x, w, b);
     let s = 0;
@@ -81,19 +93,80 @@ function numericGrad(c: Case, x: Float64Array, w: Float64Array, b: Float64Array 
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-3): number {
   assert.equal(a.length, b.length, 'lengths differ');
   let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(Math.abs(b[i]), floor));
+  for (let i = 0; i < a.length; i++)
+    worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(Math.abs(b[i]), floor));
   return worst;
 }
 
 const CASES: Case[] = [
   { name: 'plain', n: 2, cIn: 3, cOut: 4, t: 11, k: 3, bias: true },
-  { name: 'stride 2, pads [1,2], dilation 2, odd T', n: 2, cIn: 2, cOut: 3, t: 17, k: 3, stride: 2, padding: [1, 2], dilation: 2, bias: true },
-  { name: 'groups 2, stride 3, pad 2', n: 2, cIn: 4, cOut: 6, t: 13, k: 4, stride: 3, padding: 2, groups: 2, bias: true },
-  { name: 'depthwise (conformer), same padding', n: 2, cIn: 5, cOut: 5, t: 9, k: 5, padding: 2, groups: 5, bias: true },
-  { name: 'depthwise x2 multiplier, stride 2, dilation 3', n: 1, cIn: 3, cOut: 6, t: 20, k: 3, stride: 2, dilation: 3, padding: [0, 1], groups: 3 },
-  { name: 'wav2vec2 first layer shape (k10 s5), stride not dividing', n: 2, cIn: 1, cOut: 8, t: 53, k: 10, stride: 5 },
+  {
+    name: 'stride 2, pads [1,2], dilation 2, odd T',
+    n: 2,
+    cIn: 2,
+    cOut: 3,
+    t: 17,
+    k: 3,
+    stride: 2,
+    padding: [1, 2],
+    dilation: 2,
+    bias: true,
+  },
+  {
+    name: 'groups 2, stride 3, pad 2',
+    n: 2,
+    cIn: 4,
+    cOut: 6,
+    t: 13,
+    k: 4,
+    stride: 3,
+    padding: 2,
+    groups: 2,
+    bias: true,
+  },
+  {
+    name: 'depthwise (conformer), same padding',
+    n: 2,
+    cIn: 5,
+    cOut: 5,
+    t: 9,
+    k: 5,
+    padding: 2,
+    groups: 5,
+    bias: true,
+  },
+  {
+    name: 'depthwise x2 multiplier, stride 2, dilation 3',
+    n: 1,
+    cIn: 3,
+    cOut: 6,
+    t: 20,
+    k: 3,
+    stride: 2,
+    dilation: 3,
+    padding: [0, 1],
+    groups: 3,
+  },
+  {
+    name: 'wav2vec2 first layer shape (k10 s5), stride not dividing',
+    n: 2,
+    cIn: 1,
+    cOut: 8,
+    t: 53,
+    k: 10,
+    stride: 5,
+  },
   { name: 'stride > kernel', n: 2, cIn: 2, cOut: 2, t: 15, k: 2, stride: 4, padding: [0, 3], bias: true },
-  { name: 'stride 1, pad wider than the kernel reach', n: 2, cIn: 2, cOut: 3, t: 6, k: 2, padding: [3, 1], bias: true },
+  {
+    name: 'stride 1, pad wider than the kernel reach',
+    n: 2,
+    cIn: 2,
+    cOut: 3,
+    t: 6,
+    k: 2,
+    padding: [3, 1],
+    bias: true,
+  },
   { name: 'pointwise (conformer)', n: 2, cIn: 4, cOut: 6, t: 7, k: 1, bias: true },
   { name: 'pointwise, stride 2, pads [1, 0]', n: 2, cIn: 3, cOut: 2, t: 8, k: 1, stride: 2, padding: [1, 0] },
 ];
@@ -108,12 +181,27 @@ interface RunResult {
 
 type Dims = 'static' | 'time' | 'batch+time';
 
-async function runConv(c: Case, dtype: 'float32' | 'float64', dims: Dims, impl?: 'conv' | 'im2col'): Promise<RunResult & { x: Float64Array; w: Float64Array; b: Float64Array | null; proj: Float64Array }> {
+async function runConv(
+  c: Case,
+  dtype: 'float32' | 'float64',
+  dims: Dims,
+  impl?: 'conv' | 'im2col',
+): Promise<RunResult & { x: Float64Array; w: Float64Array; b: Float64Array | null; proj: Float64Array }> {
   const g = new Graph({ name: 'conv', floatType: dtype });
-  const x = g.input('x', dtype, dims === 'static' ? [c.n, c.cIn, c.t] : [dims === 'time' ? c.n : 'batch', c.cIn, 'time']);
+  const x = g.input(
+    'x',
+    dtype,
+    dims === 'static' ? [c.n, c.cIn, c.t] : [dims === 'time' ? c.n : 'batch', c.cIn, 'time'],
+  );
   const w = g.input('w', dtype, [c.cOut, c.cIn / (c.groups ?? 1), c.k]);
   const b = c.bias ? g.input('b', dtype, [c.cOut]) : null;
-  const y = conv1d(x, w, b, { stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups, impl });
+  const y = conv1d(x, w, b, {
+    stride: c.stride,
+    padding: c.padding,
+    dilation: c.dilation,
+    groups: c.groups,
+    impl,
+  });
   const tOut = conv1dOutputLength(c.t, c.k, c)!;
   if (dims !== 'static') {
     assert.equal(y.shape[0], dims === 'time' ? c.n : 'batch');
@@ -143,10 +231,26 @@ async function runConv(c: Case, dtype: 'float32' | 'float64', dims: Dims, impl?:
   await cg.release();
   // The float32 run saw float32-rounded values: the reference uses the same ones.
   const back = (a: Float64Array) => (dtype === 'float32' ? Float64Array.from(Float32Array.from(a)) : a);
-  return { y: out.y, gx: out.gx, gw: out.gw, gb: out.gb, graph: g, x: back(xd), w: back(wd), b: bd ? back(bd) : null, proj: back(proj) };
+  return {
+    y: out.y,
+    gx: out.gx,
+    gw: out.gw,
+    gb: out.gb,
+    graph: g,
+    x: back(xd),
+    w: back(wd),
+    b: bd ? back(bd) : null,
+    proj: back(proj),
+  };
 }
 
-async function checkCase(c: Case, dtype: 'float32' | 'float64', dims: Dims, tol: number, impl?: 'conv' | 'im2col'): Promise<number> {
+async function checkCase(
+  c: Case,
+  dtype: 'float32' | 'float64',
+  dims: Dims,
+  tol: number,
+  impl?: 'conv' | 'im2col',
+): Promise<number> {
   const res = await runConv(c, dtype, dims, impl);
   const ref = convRef(c, res.x, res.w, res.b);
   assert.deepEqual(res.y.shape, [c.n, c.cOut, ref.tOut], `${c.name}: output shape`);
@@ -214,7 +318,10 @@ test('conv1d: no input-gradient nodes when the input needs no gradient (raw wave
     const y = conv1d(x, w, null, { stride });
     const loss = y.mul(y).mean([0, 1, 2]);
     gradients(loss, withX ? [w, x] : [w]);
-    return g.nodes.filter((n) => n.op === 'Conv' || n.op === 'ConvTranspose').map((n) => n.op).sort();
+    return g.nodes
+      .filter((n) => n.op === 'Conv' || n.op === 'ConvTranspose')
+      .map((n) => n.op)
+      .sort();
   };
   // forward Conv + the weight-gradient Conv; the input gradient adds a ConvTranspose (stride 5) or a Conv (stride 1).
   assert.deepEqual(convs(false, 5), ['Conv', 'Conv']);
@@ -230,13 +337,25 @@ test('conv1d: shape inference and clear errors', () => {
   assert.deepEqual(conv1d(x, w([6, 4, 3]), null, { stride: 2, padding: 1 }).shape, [2, 6, 10]);
   assert.deepEqual(conv1d(x, w([6, 2, 3]), null, { groups: 2, dilation: 3 }).shape, [2, 6, 14]);
   assert.throws(() => conv1d(x, w([6, 3, 3])), /input has 4 channels but the weight expects 3/);
-  assert.throws(() => conv1d(x, w([6, 4, 3]), null, { groups: 3 }), /groups 3 does not divide the 4 input channels/);
-  assert.throws(() => conv1d(x, w([5, 2, 3]), null, { groups: 2 }), /groups 2 does not divide the 5 output channels/);
+  assert.throws(
+    () => conv1d(x, w([6, 4, 3]), null, { groups: 3 }),
+    /groups 3 does not divide the 4 input channels/,
+  );
+  assert.throws(
+    () => conv1d(x, w([5, 2, 3]), null, { groups: 2 }),
+    /groups 2 does not divide the 5 output channels/,
+  );
   assert.throws(() => conv1d(x, w([6, 4, 30])), /shorter than the kernel's span 30/);
   assert.throws(() => conv1d(x, w([6, 4, 3]), null, { padding: -1 }), /padding must be integers >= 0/);
-  assert.throws(() => conv1d(x, w([6, 4, 3]), null, { stride: 0 }), /stride, dilation and groups must be integers >= 1/);
+  assert.throws(
+    () => conv1d(x, w([6, 4, 3]), null, { stride: 0 }),
+    /stride, dilation and groups must be integers >= 1/,
+  );
   assert.throws(() => conv1d(x, w([6, 4, 3]), w([5])), /bias must be \[6\]/);
-  assert.throws(() => conv1d(g.input('x2', 'float32', [4, 20]), w([6, 4, 3])), /Conv in .*: conv1d input must be \[batch, channels, time\]/);
+  assert.throws(
+    () => conv1d(g.input('x2', 'float32', [4, 20]), w([6, 4, 3])),
+    /Conv in .*: conv1d input must be \[batch, channels, time\]/,
+  );
   assert.throws(() => conv1d(x, g.input('w64', 'float64', [6, 4, 3])), /dtype mismatch/);
 });
 
@@ -250,7 +369,9 @@ async function runLayer(
 ): Promise<{ y: Float64Array; graph: Graph }> {
   const g = new Graph({ name: 'layer' });
   g.output('y', build(g.input('x', 'float32', xShape)));
-  const feeds: Record<string, HostTensor> = { x: { dtype: 'float32', shape: xShape, data: Float32Array.from(x) } };
+  const feeds: Record<string, HostTensor> = {
+    x: { dtype: 'float32', shape: xShape, data: Float32Array.from(x) },
+  };
   for (const { spec } of g.params.values()) {
     assert.ok(params[spec.name], `no test value for param ${spec.name}`);
     feeds[spec.name] = { dtype: 'float32', shape: spec.shape, data: Float32Array.from(params[spec.name]) };
@@ -262,12 +383,24 @@ async function runLayer(
 }
 
 test('conv1dLayer: torch Conv1d names, shapes, init, forward vs JS', async () => {
-  const c: Case = { name: 'layer', n: 2, cIn: 4, cOut: 6, t: 15, k: 3, stride: 2, padding: 1, groups: 2, bias: true };
+  const c: Case = {
+    name: 'layer',
+    n: 2,
+    cIn: 4,
+    cOut: 6,
+    t: 15,
+    k: 3,
+    stride: 2,
+    padding: 1,
+    groups: 2,
+    bias: true,
+  };
   const x = randn(c.n * c.cIn * c.t, 21);
   const w = randn(c.cOut * 2 * c.k, 22);
   const b = randn(c.cOut, 23);
   const { y, graph } = await runLayer(
-    (xt) => conv1dLayer(xt, 'conv_layers.0.conv', { outChannels: 6, kernel: 3, stride: 2, padding: 1, groups: 2 }),
+    (xt) =>
+      conv1dLayer(xt, 'conv_layers.0.conv', { outChannels: 6, kernel: 3, stride: 2, padding: 1, groups: 2 }),
     [c.n, c.cIn, c.t],
     x,
     { 'conv_layers.0.conv.weight': w, 'conv_layers.0.conv.bias': b },
@@ -279,16 +412,25 @@ test('conv1dLayer: torch Conv1d names, shapes, init, forward vs JS', async () =>
   assert.deepEqual(graph.params.get('conv_layers.0.conv.bias')!.spec.shape, [6]);
   assert.ok(relErr(y, convRef(c, x, w, b).y) < 1e-4);
   const g2 = new Graph();
-  conv1dLayer(g2.input('x', 'float32', [1, 1, 100]), 'c', { outChannels: 8, kernel: 10, stride: 5, bias: false });
+  conv1dLayer(g2.input('x', 'float32', [1, 1, 100]), 'c', {
+    outChannels: 8,
+    kernel: 10,
+    stride: 5,
+    bias: false,
+  });
   assert.deepEqual([...g2.params.keys()], ['c.weight']);
-  assert.throws(() => conv1dLayer(g2.input('x2', 'float32', [1, 'ch', 100]), 'd', { outChannels: 8, kernel: 3 }), /conv1dLayer.*'d' needs input \[batch, channels, time\] with static channels/s);
+  assert.throws(
+    () => conv1dLayer(g2.input('x2', 'float32', [1, 'ch', 100]), 'd', { outChannels: 8, kernel: 3 }),
+    /conv1dLayer.*'d' needs input \[batch, channels, time\] with static channels/s,
+  );
 });
 
 /** torch's _weight_norm(v, g, dim=2) in JS: w[o,c,k] = g[k] * v[o,c,k] / ||v[:,:,k]||. */
 function weightNormRef(v: Float64Array, gain: Float64Array, [O, Cg, K]: number[], dim: number): Float64Array {
   const keptSize = [O, Cg, K][dim];
   const norms = new Float64Array(keptSize);
-  const keptIndex = (i: number) => (dim === 2 ? i % K : dim === 1 ? Math.floor(i / K) % Cg : Math.floor(i / (Cg * K)));
+  const keptIndex = (i: number) =>
+    dim === 2 ? i % K : dim === 1 ? Math.floor(i / K) % Cg : Math.floor(i / (Cg * K));
   v.forEach((x, i) => (norms[keptIndex(i)] += x * x));
   return v.map((x, i) => (gain[keptIndex(i)] * x) / Math.sqrt(norms[keptIndex(i)]));
 }
@@ -299,13 +441,29 @@ test('weightNormConv1d: both checkpoint naming schemes, g shape per dim, forward
   const x = randn(c.n * c.cIn * c.t, 31);
   const v = randn(8 * 2 * 6, 32);
   const b = randn(8, 34);
-  for (const [dim, gLen] of [[2, 6], [0, 8]] as const) {
+  for (const [dim, gLen] of [
+    [2, 6],
+    [0, 8],
+  ] as const) {
     const gain = randn(gLen, 33).map((t) => 0.5 + Math.abs(t));
     for (const names of ['legacy', 'parametrizations'] as const) {
       const [gName, vName] =
-        names === 'legacy' ? ['pos_conv_embed.conv.weight_g', 'pos_conv_embed.conv.weight_v'] : ['pos_conv_embed.conv.parametrizations.weight.original0', 'pos_conv_embed.conv.parametrizations.weight.original1'];
+        names === 'legacy'
+          ? ['pos_conv_embed.conv.weight_g', 'pos_conv_embed.conv.weight_v']
+          : [
+              'pos_conv_embed.conv.parametrizations.weight.original0',
+              'pos_conv_embed.conv.parametrizations.weight.original1',
+            ];
       const { y, graph } = await runLayer(
-        (xt) => weightNormConv1d(xt, 'pos_conv_embed.conv', { outChannels: 8, kernel: 6, padding: 3, groups: 4, dim, paramNames: names }),
+        (xt) =>
+          weightNormConv1d(xt, 'pos_conv_embed.conv', {
+            outChannels: 8,
+            kernel: 6,
+            padding: 3,
+            groups: 4,
+            dim,
+            paramNames: names,
+          }),
         [c.n, c.cIn, c.t],
         x,
         { [gName]: gain, [vName]: v, 'pos_conv_embed.conv.bias': b },

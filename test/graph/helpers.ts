@@ -1,5 +1,7 @@
 // Shared by the engine's tests: build a float64 graph from named inputs, run it once.
 import { Graph, type Tensor } from '../../src/graph/graph.js';
+import assert from 'node:assert/strict';
+import type { TensorStore } from '../../src/graph/params.js';
 import { CompiledGraph, type HostTensor } from '../../src/graph/runtime.js';
 
 export const f64 = (data: ArrayLike<number>, shape: number[]): HostTensor => ({
@@ -21,4 +23,14 @@ export async function runGraph(
   const out = await cg.run(inputs);
   await cg.release();
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float64Array]));
+}
+
+/** A tensor's raw bytes (for bitwise comparisons). */
+export const bytes = (t: HostTensor): Uint8Array =>
+  new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+
+/** Asserts two stores hold the same names with bit-identical contents. */
+export function sameBits(a: TensorStore, b: TensorStore, what: string): void {
+  assert.deepEqual(a.names().sort(), b.names().sort(), what);
+  for (const n of a.names()) assert.deepEqual(bytes(a.get(n)), bytes(b.get(n)), `${what}: '${n}' differs`);
 }

@@ -14,8 +14,6 @@ import type { Graph, Tensor } from '../../src/graph/graph.js';
 import { linear } from '../../src/graph/layers/linear.js';
 import { buildLoopTrainingGraph, LOOP_STEPS_DIM } from '../../src/graph/loop.js';
 import { toOnnx } from '../../src/graph/onnx.js';
-import type { TensorStore } from '../../src/graph/params.js';
-import type { HostTensor } from '../../src/graph/runtime.js';
 import { buildTrainingGraph, type StepResult, Trainer, type TrainerOptions } from '../../src/graph/train.js';
 import {
   makeOrderBatch,
@@ -23,6 +21,7 @@ import {
   toyTransformerTrainInputs,
 } from '../../src/models/toy/transformer.js';
 import { Rng } from '../../src/util/random.js';
+import { bytes, sameBits } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'lemer-loop-'));
 test.after(() => rmSync(root, { recursive: true, force: true }));
@@ -42,13 +41,6 @@ const options = (over: Partial<TrainerOptions> = {}): TrainerOptions => ({
   runtime: { threads: 1 },
   ...over,
 });
-
-const bytes = (t: HostTensor) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-
-function sameBits(a: TensorStore, b: TensorStore, what: string): void {
-  assert.deepEqual(a.names().sort(), b.names().sort(), what);
-  for (const n of a.names()) assert.deepEqual(bytes(a.get(n)), bytes(b.get(n)), `${what}: '${n}' differs`);
-}
 
 const batchesOf = (seed: number, n: number, size = 8) => {
   const rng = new Rng(seed);

@@ -38,7 +38,11 @@ async function runWith(
   for (const { spec } of g.params.values()) {
     const v = params[spec.name];
     assert.ok(v, `no test value for param ${spec.name}`);
-    assert.equal(v.length, spec.shape.reduce((a, b) => a * b, 1), `size of ${spec.name}`);
+    assert.equal(
+      v.length,
+      spec.shape.reduce((a, b) => a * b, 1),
+      `size of ${spec.name}`,
+    );
     feeds[spec.name] = { dtype, shape: spec.shape, data: as(v) };
   }
   const cg = await CompiledGraph.create(g, { threads: 1 });
@@ -77,10 +81,17 @@ test('layerNormLayer: HF names, forward vs JS, symbolic leading dims', async () 
   const w = randn(D, 2);
   const b = randn(D, 3);
   for (const dtype of ['float32', 'float64'] as const) {
-    const { out, graph } = await runWith(dtype, ['batch', 'time', D], x, [B, T, D], (_g, xt) => ({ y: layerNormLayer(xt, 'encoder.layer_norm', 1e-5) }), {
-      'encoder.layer_norm.weight': w,
-      'encoder.layer_norm.bias': b,
-    });
+    const { out, graph } = await runWith(
+      dtype,
+      ['batch', 'time', D],
+      x,
+      [B, T, D],
+      (_g, xt) => ({ y: layerNormLayer(xt, 'encoder.layer_norm', 1e-5) }),
+      {
+        'encoder.layer_norm.weight': w,
+        'encoder.layer_norm.bias': b,
+      },
+    );
     assert.deepEqual([...graph.params.keys()], ['encoder.layer_norm.weight', 'encoder.layer_norm.bias']);
     assert.deepEqual(graph.params.get('encoder.layer_norm.weight')!.spec.init, { kind: 'ones' });
     const sets = Array.from({ length: B * T }, (_, r) => Array.from({ length: D }, (_, j) => r * D + j));
@@ -92,7 +103,14 @@ test('layerNormLayer: HF names, forward vs JS, symbolic leading dims', async () 
 
 // ---- GroupNorm ----
 
-function groupNormRef(x: Float64Array, [N, C, T]: number[], G: number, w: Float64Array | null, b: Float64Array | null, eps: number): Float64Array {
+function groupNormRef(
+  x: Float64Array,
+  [N, C, T]: number[],
+  G: number,
+  w: Float64Array | null,
+  b: Float64Array | null,
+  eps: number,
+): Float64Array {
   const per = C / G;
   const sets: number[][] = [];
   for (let n = 0; n < N; n++)
@@ -133,11 +151,16 @@ test('groupNorm: forward vs JS for groups = C (wav2vec2), 3 and 1; affine or not
               affine ? { 'conv_layers.0.layer_norm.weight': w, 'conv_layers.0.layer_norm.bias': b } : {},
             );
             assert.equal(graph.params.size, affine ? 2 : 0);
-            const err = maxAbs(out.y.data as Float64Array, groupNormRef(x, [N, C, T], G, affine ? w : null, affine ? b : null, 1e-5));
+            const err = maxAbs(
+              out.y.data as Float64Array,
+              groupNormRef(x, [N, C, T], G, affine ? w : null, affine ? b : null, 1e-5),
+            );
             if (dtype === 'float32') worst32 = Math.max(worst32, err);
             else worst64 = Math.max(worst64, err);
           }
-  console.log(`  groupNorm forward: worst |error| float32 ${worst32.toExponential(2)}, float64 ${worst64.toExponential(2)}`);
+  console.log(
+    `  groupNorm forward: worst |error| float32 ${worst32.toExponential(2)}, float64 ${worst64.toExponential(2)}`,
+  );
   assert.ok(worst32 < 1e-5, `float32 ${worst32}`);
   assert.ok(worst64 < 1e-6, `float64 ${worst64}`);
 });
@@ -161,7 +184,10 @@ test('groupNorm: errors name the layer and the sizes', () => {
   const g = new Graph({ name: 'gn' });
   const x = g.input('x', 'float32', [2, 6, 'time']);
   assert.throws(() => groupNorm(x, 'gn', { groups: 4 }), /4 groups do not divide the 6 channels/);
-  assert.throws(() => groupNorm(g.input('x2', 'float32', [2, 6]), 'gn2', { groups: 3 }), /\[batch, channels, time\]/);
+  assert.throws(
+    () => groupNorm(g.input('x2', 'float32', [2, 6]), 'gn2', { groups: 3 }),
+    /\[batch, channels, time\]/,
+  );
 });
 
 // ---- BatchNorm1d ----
@@ -191,14 +217,26 @@ test('batchNorm1d eval form: running statistics, HF names, vs JS', async () => {
     'conv_module.batch_norm.running_var': randn(C, 11).map((v) => 0.5 + v * v),
   };
   for (const dtype of ['float32', 'float64'] as const) {
-    const { out, graph } = await runWith(dtype, ['batch', C, 'time'], x, [N, C, T], (_g, xt) => ({ y: batchNorm1d(xt, 'conv_module.batch_norm', { training: false }) }), p);
+    const { out, graph } = await runWith(
+      dtype,
+      ['batch', C, 'time'],
+      x,
+      [N, C, T],
+      (_g, xt) => ({ y: batchNorm1d(xt, 'conv_module.batch_norm', { training: false }) }),
+      p,
+    );
     assert.equal(graph.params.get('conv_module.batch_norm.running_mean')!.spec.trainable, false);
     assert.equal(graph.params.get('conv_module.batch_norm.running_var')!.spec.trainable, false);
     assert.deepEqual(graph.params.get('conv_module.batch_norm.running_var')!.spec.init, { kind: 'ones' });
     assert.equal(graph.trainableParams().length, 2);
     const ref = x.map((v, i) => {
       const c = Math.floor(i / T) % C;
-      return ((v - p['conv_module.batch_norm.running_mean'][c]) / Math.sqrt(p['conv_module.batch_norm.running_var'][c] + 1e-5)) * p['conv_module.batch_norm.weight'][c] + p['conv_module.batch_norm.bias'][c];
+      return (
+        ((v - p['conv_module.batch_norm.running_mean'][c]) /
+          Math.sqrt(p['conv_module.batch_norm.running_var'][c] + 1e-5)) *
+          p['conv_module.batch_norm.weight'][c] +
+        p['conv_module.batch_norm.bias'][c]
+      );
     });
     const err = maxAbs(out.y.data as Float64Array, ref);
     assert.ok(err < (dtype === 'float32' ? 1e-5 : 1e-12), `${dtype}: ${err}`);
@@ -206,7 +244,10 @@ test('batchNorm1d eval form: running statistics, HF names, vs JS', async () => {
 });
 
 test('batchNorm1d training form: batch statistics, running-stat updates (unbiased variance), rank 2 and 3', async () => {
-  for (const shape of [[3, 4, 5], [6, 4]]) {
+  for (const shape of [
+    [3, 4, 5],
+    [6, 4],
+  ]) {
     const [N, C] = shape;
     const T = shape[2] ?? 1;
     const x = randn(N * C * T, 12).map((v, i) => v * 2 + (i % 3));
@@ -216,12 +257,19 @@ test('batchNorm1d training form: batch statistics, running-stat updates (unbiase
       'bn.running_mean': randn(C, 15),
       'bn.running_var': randn(C, 16).map((v) => 0.5 + v * v),
     };
-    const { out } = await runWith('float64', shape, x, shape, (g, xt) => {
-      const r = batchNorm1dWithStats(xt, 'bn', { momentum: 0.2, training: true });
-      assert.equal(bufferUpdates(g).get('bn.running_mean'), r.runningMean);
-      assert.equal(bufferUpdates(g).get('bn.running_var'), r.runningVar);
-      return { y: r.y, rm: r.runningMean!, rv: r.runningVar! };
-    }, p);
+    const { out } = await runWith(
+      'float64',
+      shape,
+      x,
+      shape,
+      (g, xt) => {
+        const r = batchNorm1dWithStats(xt, 'bn', { momentum: 0.2, training: true });
+        assert.equal(bufferUpdates(g).get('bn.running_mean'), r.runningMean);
+        assert.equal(bufferUpdates(g).get('bn.running_var'), r.runningVar);
+        return { y: r.y, rm: r.runningMean!, rv: r.runningVar! };
+      },
+      p,
+    );
     const { mean, varB } = batchStatsRef(x, [N, C, T]);
     const ref = x.map((v, i) => {
       const c = Math.floor(i / T) % C;
@@ -246,19 +294,25 @@ test('batchNorm1d follows the graph training flag', () => {
 });
 
 test('batchNorm: gradients by finite differences (float64), both forms', async () => {
-  const train = await gradcheck((_g, x, w, b) => batchNormTraining(x, w, b).y, [
-    { name: 'x', shape: [3, 2, 4] },
-    { name: 'w', shape: [2] },
-    { name: 'b', shape: [2] },
-  ]);
+  const train = await gradcheck(
+    (_g, x, w, b) => batchNormTraining(x, w, b).y,
+    [
+      { name: 'x', shape: [3, 2, 4] },
+      { name: 'w', shape: [2] },
+      { name: 'b', shape: [2] },
+    ],
+  );
   assert.ok(train.maxError < 1e-5, train.worst);
-  const evalForm = await gradcheck((_g, x, rm, rv, w, b) => batchNormInference(x, rm, rv, w, b), [
-    { name: 'x', shape: [3, 2, 4] },
-    { name: 'rm', shape: [2] },
-    { name: 'rv', shape: [2], data: Float64Array.from([0.7, 1.9]) },
-    { name: 'w', shape: [2] },
-    { name: 'b', shape: [2] },
-  ]);
+  const evalForm = await gradcheck(
+    (_g, x, rm, rv, w, b) => batchNormInference(x, rm, rv, w, b),
+    [
+      { name: 'x', shape: [3, 2, 4] },
+      { name: 'rm', shape: [2] },
+      { name: 'rv', shape: [2], data: Float64Array.from([0.7, 1.9]) },
+      { name: 'w', shape: [2] },
+      { name: 'b', shape: [2] },
+    ],
+  );
   assert.ok(evalForm.maxError < 1e-5, evalForm.worst);
 });
 
@@ -299,10 +353,15 @@ test('groupNorm fused (InstanceNormalization, float32): gradient rule vs float64
           v[i] = o;
           return (lp - lm) / 2e-5;
         });
-      for (const [k, v] of [['gx', x], ['gw', w], ['gb', b]] as const) {
+      for (const [k, v] of [
+        ['gx', x],
+        ['gw', w],
+        ['gb', b],
+      ] as const) {
         const want = numeric(v);
         const got = out[k].data as Float32Array;
-        for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / Math.max(Math.abs(want[i]), 1e-2));
+        for (let i = 0; i < want.length; i++)
+          worst = Math.max(worst, Math.abs(got[i] - want[i]) / Math.max(Math.abs(want[i]), 1e-2));
       }
     }
   console.log(`  InstanceNormalization rule (float32) worst relative error ${worst.toExponential(2)}`);

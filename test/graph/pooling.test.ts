@@ -13,7 +13,6 @@ import {
   outerMask,
 } from '../../src/graph/layers/pooling.js';
 
-
 /** Builds a float64 graph from named inputs, runs it once, returns every output's data. */
 const run = runGraph;
 

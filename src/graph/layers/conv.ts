@@ -25,8 +25,13 @@ export interface Conv1dLayerOptions {
 function inChannels(x: Tensor, layer: string, name: string, groups: number): number {
   const c = x.shape[1];
   if (x.rank !== 3 || typeof c !== 'number')
-    throw x.graph.error(layer, `'${name}' needs input [batch, channels, time] with static channels, got rank ${x.rank}`, [x]);
-  if (c % groups !== 0) throw x.graph.error(layer, `'${name}': groups ${groups} does not divide the ${c} input channels`, [x]);
+    throw x.graph.error(
+      layer,
+      `'${name}' needs input [batch, channels, time] with static channels, got rank ${x.rank}`,
+      [x],
+    );
+  if (c % groups !== 0)
+    throw x.graph.error(layer, `'${name}': groups ${groups} does not divide the ${c} input channels`, [x]);
   return c;
 }
 
@@ -41,7 +46,10 @@ export function conv1dLayer(x: Tensor, name: string, opts: Conv1dLayerOptions): 
     const w = g.param('weight', [opts.outChannels, cIn / groups, opts.kernel], {
       init: opts.init ?? { kind: 'uniform', low: -bound, high: bound },
     });
-    const b = opts.bias ?? true ? g.param('bias', [opts.outChannels], { init: { kind: 'uniform', low: -bound, high: bound } }) : null;
+    const b =
+      (opts.bias ?? true)
+        ? g.param('bias', [opts.outChannels], { init: { kind: 'uniform', low: -bound, high: bound } })
+        : null;
     return conv1d(x, w, b, { stride: opts.stride, padding: opts.padding, dilation: opts.dilation, groups });
   });
 }
@@ -92,7 +100,10 @@ export function weightNormConv1d(x: Tensor, name: string, opts: WeightNormConv1d
     const v = g.param(vName, vShape, { init: opts.init ?? { kind: 'normal', std } });
     const w = weightNorm(v, gain, dim);
     const bound = 1 / Math.sqrt((cIn / groups) * opts.kernel);
-    const b = opts.bias ?? true ? g.param('bias', [opts.outChannels], { init: { kind: 'uniform', low: -bound, high: bound } }) : null;
+    const b =
+      (opts.bias ?? true)
+        ? g.param('bias', [opts.outChannels], { init: { kind: 'uniform', low: -bound, high: bound } })
+        : null;
     return conv1d(x, w, b, { stride: opts.stride, padding: opts.padding, dilation: opts.dilation, groups });
   });
 }

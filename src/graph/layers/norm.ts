@@ -14,16 +14,26 @@ import { node1, shapeOf } from '../ops/util.js';
 export function layerNormLayer(x: Tensor, name: string, eps = 1e-5): Tensor {
   const g = x.graph;
   const d = x.shape[x.rank - 1];
-  if (typeof d !== 'number') throw g.error('layerNormLayer', `'${name}' needs a static last dim, got '${d}'`, [x]);
+  if (typeof d !== 'number')
+    throw g.error('layerNormLayer', `'${name}' needs a static last dim, got '${d}'`, [x]);
   return g.scope(name, () =>
-    layerNorm(x, g.param('weight', [d], { init: { kind: 'ones' } }), g.param('bias', [d], { init: { kind: 'zeros' } }), eps),
+    layerNorm(
+      x,
+      g.param('weight', [d], { init: { kind: 'ones' } }),
+      g.param('bias', [d], { init: { kind: 'zeros' } }),
+      eps,
+    ),
   );
 }
 
 function channels(x: Tensor, layer: string, name: string): number {
   const c = x.shape[1];
   if ((x.rank !== 3 && x.rank !== 2) || typeof c !== 'number')
-    throw x.graph.error(layer, `'${name}' needs input [batch, channels, time] or [batch, channels] with static channels`, [x]);
+    throw x.graph.error(
+      layer,
+      `'${name}' needs input [batch, channels, time] or [batch, channels] with static channels`,
+      [x],
+    );
   return c;
 }
 
@@ -82,9 +92,14 @@ export function groupNormalization(
   if (!Number.isInteger(groups) || groups < 1 || c % groups !== 0)
     throw g.error('groupNorm', `${groups} groups do not divide the ${c} channels`, [x]);
   for (const p of [weight, bias])
-    if (p && (p.rank !== 1 || p.shape[0] !== c)) throw g.error('groupNorm', `weight and bias must be [${c}]`, [x, p]);
+    if (p && (p.rank !== 1 || p.shape[0] !== c))
+      throw g.error('groupNorm', `weight and bias must be [${c}]`, [x, p]);
   const constant = (v: number, n: number): Tensor =>
-    g.constant({ dtype: x.dtype, shape: [n], data: x.dtype === 'float64' ? new Float64Array(n).fill(v) : new Float32Array(n).fill(v) });
+    g.constant({
+      dtype: x.dtype,
+      shape: [n],
+      data: x.dtype === 'float64' ? new Float64Array(n).fill(v) : new Float32Array(n).fill(v),
+    });
   if (impl === 'fused' && groups === c)
     return instanceNorm(x, weight ?? constant(1, c), bias ?? constant(0, c), eps);
   // Each group's values on the last axis: [N, G, C/G * T] (for G == C, x itself).
@@ -150,11 +165,12 @@ export function batchNorm1dWithStats(x: Tensor, name: string, opts: BatchNormOpt
   const training = opts.training ?? g.training;
   return g.scope(name, () => {
     const scope = g.currentScope;
-    const w = opts.affine ?? true ? g.param('weight', [c], { init: { kind: 'ones' } }) : null;
-    const b = opts.affine ?? true ? g.param('bias', [c], { init: { kind: 'zeros' } }) : null;
+    const w = (opts.affine ?? true) ? g.param('weight', [c], { init: { kind: 'ones' } }) : null;
+    const b = (opts.affine ?? true) ? g.param('bias', [c], { init: { kind: 'zeros' } }) : null;
     const rm = g.param('running_mean', [c], { init: { kind: 'zeros' }, trainable: false });
     const rv = g.param('running_var', [c], { init: { kind: 'ones' }, trainable: false });
-    if (!training) return { y: batchNormInference(x, rm, rv, w, b, eps), runningMean: null, runningVar: null };
+    if (!training)
+      return { y: batchNormInference(x, rm, rv, w, b, eps), runningMean: null, runningVar: null };
     const r = batchNormTraining(x, w, b, eps);
     const newMean = add(mul(rm, 1 - momentum), mul(r.mean, momentum));
     const newVar = add(mul(rv, 1 - momentum), mul(r.unbiasedVar, momentum));
@@ -169,9 +185,12 @@ export function batchNorm1dWithStats(x: Tensor, name: string, opts: BatchNormOpt
 function checkPerChannel(op: string, x: Tensor, ps: (Tensor | null)[]): void {
   const c = x.shape[1];
   if ((x.rank !== 3 && x.rank !== 2) || typeof c !== 'number')
-    throw x.graph.error(op, 'needs input [batch, channels, time] or [batch, channels] with static channels', [x]);
+    throw x.graph.error(op, 'needs input [batch, channels, time] or [batch, channels] with static channels', [
+      x,
+    ]);
   for (const p of ps)
-    if (p && (p.rank !== 1 || p.shape[0] !== c)) throw x.graph.error(op, `per-channel parameters must be [${c}]`, [x, p]);
+    if (p && (p.rank !== 1 || p.shape[0] !== c))
+      throw x.graph.error(op, `per-channel parameters must be [${c}]`, [x, p]);
 }
 
 /** Eval-form batch norm: one per-channel scale and shift from the running statistics. */

@@ -68,8 +68,14 @@ export function conv1d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
   requireFloat(op, ...ins);
   sameDtype(op, x, w);
   if (b) sameDtype(op, x, b);
-  if (x.rank !== 3) throw g.error(op, `conv1d input must be [batch, channels, time], got rank ${x.rank}`, ins);
-  if (w.rank !== 3) throw g.error(op, `conv1d weight must be [out_channels, in_channels / groups, kernel], got rank ${w.rank}`, ins);
+  if (x.rank !== 3)
+    throw g.error(op, `conv1d input must be [batch, channels, time], got rank ${x.rank}`, ins);
+  if (w.rank !== 3)
+    throw g.error(
+      op,
+      `conv1d weight must be [out_channels, in_channels / groups, kernel], got rank ${w.rank}`,
+      ins,
+    );
   const [cOut, cInG, k] = w.shape;
   if (typeof cOut !== 'number' || typeof cInG !== 'number' || typeof k !== 'number')
     throw g.error(op, `conv1d weight needs a static shape, got ${fmtShape(w.shape)}`, ins);
@@ -78,13 +84,20 @@ export function conv1d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
   const stride = opts.stride ?? 1;
   const dilation = opts.dilation ?? 1;
   const groups = opts.groups ?? 1;
-  const [padL, padR] = typeof opts.padding === 'number' ? [opts.padding, opts.padding] : (opts.padding ?? [0, 0]);
+  const [padL, padR] =
+    typeof opts.padding === 'number' ? [opts.padding, opts.padding] : (opts.padding ?? [0, 0]);
   if (!isPosInt(stride) || !isPosInt(dilation) || !isPosInt(groups))
-    throw g.error(op, `stride, dilation and groups must be integers >= 1, got stride ${stride}, dilation ${dilation}, groups ${groups}`, ins);
+    throw g.error(
+      op,
+      `stride, dilation and groups must be integers >= 1, got stride ${stride}, dilation ${dilation}, groups ${groups}`,
+      ins,
+    );
   if (!Number.isInteger(padL) || !Number.isInteger(padR) || padL < 0 || padR < 0)
     throw g.error(op, `padding must be integers >= 0, got [${padL}, ${padR}]`, ins);
-  if (cIn % groups !== 0) throw g.error(op, `groups ${groups} does not divide the ${cIn} input channels`, ins);
-  if (cOut % groups !== 0) throw g.error(op, `groups ${groups} does not divide the ${cOut} output channels`, ins);
+  if (cIn % groups !== 0)
+    throw g.error(op, `groups ${groups} does not divide the ${cIn} input channels`, ins);
+  if (cOut % groups !== 0)
+    throw g.error(op, `groups ${groups} does not divide the ${cOut} output channels`, ins);
   if (cInG * groups !== cIn)
     throw g.error(
       op,
@@ -124,12 +137,19 @@ export function conv1d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
  * Column indices k * dilation + t * stride into the padded input's time axis (the last
  * axis of `xp`, or axis `timeAxis`), as idx[k, t] ('kt') or idx[t, k] ('tk').
  */
-function columnIndices(xp: Tensor, p: ConvParams, tOut: Dim, order: 'kt' | 'tk' = 'kt', timeAxis = 2): Tensor {
+function columnIndices(
+  xp: Tensor,
+  p: ConvParams,
+  tOut: Dim,
+  order: 'kt' | 'tk' = 'kt',
+  timeAxis = 2,
+): Tensor {
   const g = xp.graph;
   if (typeof tOut === 'number') {
     const idx = new BigInt64Array(p.k * tOut);
     for (let k = 0; k < p.k; k++)
-      for (let t = 0; t < tOut; t++) idx[order === 'kt' ? k * tOut + t : t * p.k + k] = BigInt(k * p.dilation + t * p.stride);
+      for (let t = 0; t < tOut; t++)
+        idx[order === 'kt' ? k * tOut + t : t * p.k + k] = BigInt(k * p.dilation + t * p.stride);
     return g.constant(idx, order === 'kt' ? [p.k, tOut] : [tOut, p.k], 'conv_cols');
   }
   // Run-time output length: (T_padded - span) / stride + 1 (integer division of non-negatives).
@@ -138,7 +158,16 @@ function columnIndices(xp: Tensor, p: ConvParams, tOut: Dim, order: 'kt' | 'tk' 
   const n = node1(
     g,
     'Add',
-    [node1(g, 'Div', [node1(g, 'Sub', [tp, g.int64s([span])], 'int64', [1]), g.int64s([p.stride])], 'int64', [1]), g.int64s([1])],
+    [
+      node1(
+        g,
+        'Div',
+        [node1(g, 'Sub', [tp, g.int64s([span])], 'int64', [1]), g.int64s([p.stride])],
+        'int64',
+        [1],
+      ),
+      g.int64s([1]),
+    ],
     'int64',
     [1],
   );
@@ -150,14 +179,20 @@ function columnIndices(xp: Tensor, p: ConvParams, tOut: Dim, order: 'kt' | 'tk' 
     return node1(
       g,
       'Add',
-      [node1(g, 'Unsqueeze', [ts, g.int64s([1])], 'int64', [tOut, 1]), g.constant(offs, [1, p.k], 'conv_offsets')],
+      [
+        node1(g, 'Unsqueeze', [ts, g.int64s([1])], 'int64', [tOut, 1]),
+        g.constant(offs, [1, p.k], 'conv_offsets'),
+      ],
       'int64',
       [tOut, p.k],
     );
   return node1(
     g,
     'Add',
-    [node1(g, 'Unsqueeze', [ts, g.int64s([0])], 'int64', [1, tOut]), g.constant(offs, [p.k, 1], 'conv_offsets')],
+    [
+      node1(g, 'Unsqueeze', [ts, g.int64s([0])], 'int64', [1, tOut]),
+      g.constant(offs, [p.k, 1], 'conv_offsets'),
+    ],
     'int64',
     [p.k, tOut],
   );
@@ -256,10 +291,20 @@ defineGradient('Conv', ({ node, x, dy, needs }) => {
       const cOutG = cOut / groups;
       let wt = w;
       if (cOutG > 1 || cInG > 1)
-        wt = reshape(transpose(reshape(w, [groups, cOutG, cInG, k]), [0, 2, 1, 3]), [groups * cInG, cOutG, k]);
+        wt = reshape(transpose(reshape(w, [groups, cOutG, cInG, k]), [0, 2, 1, 3]), [
+          groups * cInG,
+          cOutG,
+          k,
+        ]);
       const wf =
         k > 1
-          ? node1(g, 'Slice', [wt, g.int64s([k - 1]), g.int64s([-(2 ** 53)]), g.int64s([2]), g.int64s([-1])], wt.dtype, wt.shape)
+          ? node1(
+              g,
+              'Slice',
+              [wt, g.int64s([k - 1]), g.int64s([-(2 ** 53)]), g.int64s([2]), g.int64s([-1])],
+              wt.dtype,
+              wt.shape,
+            )
           : wt; // reversed in time
       dx = node1(g, 'Conv', [d, wf], d.dtype, xin.shape, {
         kernel_shape: [k],
@@ -307,8 +352,14 @@ defineGradient('Conv', ({ node, x, dy, needs }) => {
           ? reshape(xin, [1, n * groups, -1])
           : reshape(transpose(reshape(xin, [n, groups, cInG, -1]), [2, 0, 1, 3]), [cInG, n * groups, -1]);
       const ws = node1(g, 'Reshape', [d, g.int64s([n * cOut, 1, -1])], d.dtype, [n * cOut, 1, tOut]);
-      const full = node1(g, 'Conv', [xs, ws], xin.dtype, [cInG, n * cOut, kOut], { ...swapped, group: n * groups });
-      const summed = reduceSum(node1(g, 'Reshape', [full, g.int64s([cInG, n, cOut, -1])], d.dtype, [cInG, n, cOut, kOut]), [1]);
+      const full = node1(g, 'Conv', [xs, ws], xin.dtype, [cInG, n * cOut, kOut], {
+        ...swapped,
+        group: n * groups,
+      });
+      const summed = reduceSum(
+        node1(g, 'Reshape', [full, g.int64s([cInG, n, cOut, -1])], d.dtype, [cInG, n, cOut, kOut]),
+        [1],
+      );
       t = cInG === 1 ? reshape(summed, [cOut, 1, -1]) : transpose(summed, [1, 0, 2]);
     } else {
       // Symbolic batch: the batch is the swapped conv's channel axis (contracted), dy
@@ -320,7 +371,17 @@ defineGradient('Conv', ({ node, x, dy, needs }) => {
         const spec =
           typeof tIn === 'number'
             ? g.int64s([cInG, -1, tIn])
-            : node1(g, 'Concat', [g.int64s([cInG, -1]), node1(g, 'Gather', [shapeOf(xin), g.int64s([2])], 'int64', [1], { axis: 0 })], 'int64', [3], { axis: 0 });
+            : node1(
+                g,
+                'Concat',
+                [
+                  g.int64s([cInG, -1]),
+                  node1(g, 'Gather', [shapeOf(xin), g.int64s([2])], 'int64', [1], { axis: 0 }),
+                ],
+                'int64',
+                [3],
+                { axis: 0 },
+              );
         xs = node1(g, 'Reshape', [x4, spec], xin.dtype, [cInG, derivedDim('groups_x_batch'), tIn]);
       }
       const ws = transpose(d, [1, 0, 2]); // [C_out, N, T_out]
@@ -353,9 +414,14 @@ export function instanceNorm(x: Tensor, scale: Tensor, bias: Tensor, eps = 1e-5)
   sameDtype(op, x, bias);
   const c = x.shape[1];
   if (x.rank !== 3 || typeof c !== 'number')
-    throw g.error(op, `needs x [batch, channels, length] with static channels, got ${fmtShape(x.shape)}`, [x, scale, bias]);
+    throw g.error(op, `needs x [batch, channels, length] with static channels, got ${fmtShape(x.shape)}`, [
+      x,
+      scale,
+      bias,
+    ]);
   for (const p of [scale, bias])
-    if (p.rank !== 1 || p.shape[0] !== c) throw g.error(op, `scale and bias must be [${c}]`, [x, scale, bias]);
+    if (p.rank !== 1 || p.shape[0] !== c)
+      throw g.error(op, `scale and bias must be [${c}]`, [x, scale, bias]);
   if (x.dtype === 'float64') {
     const centred = sub(x, reduceMean(x, 2, true));
     const variance = reduceMean(mul(centred, centred), 2, true);
