@@ -2,7 +2,7 @@
 //   node --import tsx --expose-gc bench/lib/engine-worker.ts layer <batch> [microBatches] [stepsPerRun]
 //   node --import tsx --expose-gc bench/lib/engine-worker.ts conv <batch> [samples]
 // Prints one JSON object. The computations mirror bench/torch_reference.py.
-import type { HostTensor } from '../../src/graph/index.js';
+import type { Graph, HostTensor, InputDecl, Tensor } from '../../src/graph/index.js';
 import { ParameterStore } from '../../src/graph/params.js';
 import { Predictor, Trainer } from '../../src/graph/train.js';
 import * as ops from '../../src/graph/ops/index.js';
@@ -33,6 +33,42 @@ function randn(n: number, seed: number): Float32Array {
   return out;
 }
 
+/** Forward (Predictor, eval mode) then training steps (Trainer) of one model over the same weights. */
+async function forwardAndTrain(
+  inputs: Record<string, InputDecl>,
+  batch: Record<string, HostTensor>,
+  forwardOut: (g: Graph, x: Record<string, Tensor>) => Tensor,
+  loss: (g: Graph, x: Record<string, Tensor>) => Tensor,
+  opts: { microBatches?: number; stepsPerRun?: number } = {},
+) {
+  const params = new ParameterStore();
+  const fwd = await Predictor.create({ inputs, build: (g, x) => ({ y: forwardOut(g, x) }), params, runtime });
+  const baseline = rssMb();
+  const forward = await measure(() => fwd.run(batch));
+  await fwd.release();
+  const K = opts.stepsPerRun ?? 1;
+  const trainer = await Trainer.create({
+    inputs,
+    build: (g, x) => ({ loss: loss(g, x) }),
+    optimizer: adam,
+    microBatches: opts.microBatches ?? 1,
+    stepsPerRun: K,
+    params,
+    runtime,
+  });
+  // K > 1: K steps per run (an ONNX Loop); times are per step (run time / K).
+  const run = await measure(() =>
+    K > 1 ? trainer.steps(Array.from({ length: K }, () => batch)) : trainer.step(batch),
+  );
+  const perStep = (x: number) => Math.round((x / K) * 1000) / 1000;
+  await trainer.release();
+  return {
+    baseline,
+    forward,
+    train: { ...run, median: perStep(run.median), min: perStep(run.min), p90: perStep(run.p90) },
+  };
+}
+
 async function layer(B: number, micro: number, K = 1): Promise<Record<string, unknown>> {
   const S = 150;
   // Same padding as the PyTorch side: sequence b keeps S - (b * 13) % (S / 3) tokens.
@@ -50,37 +86,16 @@ async function layer(B: number, micro: number, K = 1): Promise<Record<string, un
     mask: { dtype: 'float32' as const, shape: ['batch', 1, 1, 'seq'] },
   };
 
-  // Forward: the inference graph (eval mode, as lemer predicts) over the same parameters.
-  const params = new ParameterStore();
-  const fwd = await Predictor.create({
+  const { baseline, forward, train } = await forwardAndTrain(
     inputs,
-    build: (g, x) => ({ y: encoderLayer(g, x.x, x.mask) }),
-    params,
-    runtime,
-  });
-  const baseline = rssMb();
-  const forward = await measure(() => fwd.run(batch));
-  await fwd.release();
-
-  const trainer = await Trainer.create({
-    inputs,
-    build: (g, x) => {
+    batch,
+    (g, x) => encoderLayer(g, x.x, x.mask),
+    (g, x) => {
       const y = encoderLayer(g, x.x, x.mask);
-      return { loss: ops.reduceMean(ops.mul(y, y), [0, 1, 2]) };
+      return ops.reduceMean(ops.mul(y, y), [0, 1, 2]);
     },
-    optimizer: adam,
-    microBatches: micro,
-    stepsPerRun: K,
-    params,
-    runtime,
-  });
-  // K > 1: K steps per run (an ONNX Loop); times are per step (run time / K).
-  const run = await measure(() =>
-    K > 1 ? trainer.steps(Array.from({ length: K }, () => batch)) : trainer.step(batch),
+    { microBatches: micro, stepsPerRun: K },
   );
-  const perStep = (x: number) => Math.round((x / K) * 1000) / 1000;
-  const train = { ...run, median: perStep(run.median), min: perStep(run.min), p90: perStep(run.p90) };
-  await trainer.release();
   return {
     batch: B,
     seq: S,
@@ -97,28 +112,11 @@ async function conv(B: number, samples: number): Promise<Record<string, unknown>
     wav: { dtype: 'float32', shape: [B, 1, samples], data: randn(B * samples, 2) },
   };
   const inputs = { wav: { dtype: 'float32' as const, shape: ['batch', 1, 'samples'] } };
-  const params = new ParameterStore();
   // The layer's [B, 512, frames] output is reduced to its mean in the graph: in a model the
   // next layer reads it in place, whereas handing 78 MB back to JS would add a copy
   // (~25 ms) that no model pays. The reduction itself (one more pass) is counted.
-  const fwd = await Predictor.create({
-    inputs,
-    build: (_g, x) => ({ y: ops.reduceMean(convLayer0(x.wav), [0, 1, 2]) }),
-    params,
-    runtime,
-  });
-  const baseline = rssMb();
-  const forward = await measure(() => fwd.run(batch));
-  await fwd.release();
-  const trainer = await Trainer.create({
-    inputs,
-    build: (_g, x) => ({ loss: ops.reduceMean(convLayer0(x.wav), [0, 1, 2]) }),
-    optimizer: adam,
-    params,
-    runtime,
-  });
-  const train = await measure(() => trainer.step(batch));
-  await trainer.release();
+  const meanOut = (_g: Graph, x: Record<string, Tensor>) => ops.reduceMean(convLayer0(x.wav), [0, 1, 2]);
+  const { baseline, forward, train } = await forwardAndTrain(inputs, batch, meanOut, meanOut);
   return {
     conv_batch: B,
     conv_samples: samples,
