@@ -132,12 +132,10 @@ export function slice(
       const e = clamp(ends[i] < 0 ? ends[i] + d : ends[i], 0, d);
       shape[a] = st[i] > 0 ? Math.max(0, Math.ceil((e - s) / st[i])) : derivedDim('slice');
     } else {
+      // A symbolic dim: the whole of it keeps its name; any other window's size depends on
+      // the run-time length (x[:10] is shorter than 10 when the input is), so it is derived.
       const whole = starts[i] === 0 && ends[i] >= 2 ** 31 - 1 && st[i] === 1;
-      shape[a] = whole
-        ? d
-        : st[i] === 1 && starts[i] >= 0 && ends[i] > 0 && ends[i] < 2 ** 31 - 1
-          ? ends[i] - starts[i]
-          : derivedDim('slice');
+      shape[a] = whole ? d : derivedDim('slice');
     }
   });
   return node1(g, 'Slice', [x, g.int64s(starts), g.int64s(ends), g.int64s(ax), g.int64s(st)], x.dtype, shape);
