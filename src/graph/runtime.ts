@@ -7,7 +7,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { type DType, type TypedArray, dtypeOf } from './dtype.js';
-import { callSite, type Graph, GraphError, type Tensor } from './graph.js';
+import { callSite, Graph, GraphError, type NodeRecord, type Tensor } from './graph.js';
 import { toOnnx } from './onnx.js';
 import { fmtShape, isNamedDim } from './shape.js';
 
@@ -181,9 +181,19 @@ function checkOne(g: Graph, t: Tensor, f: HostTensor, dims: Map<string, { size: 
   });
 }
 
+/** The nodes of a graph and of its subgraphs (Loop bodies), for error messages. */
+function allNodes(g: Graph): NodeRecord[] {
+  const out: NodeRecord[] = [];
+  for (const n of g.nodes) {
+    out.push(n);
+    for (const a of Object.values(n.attrs)) if (a instanceof Graph) out.push(...allNodes(a));
+  }
+  return out;
+}
+
 /** Adds, to an ORT error, where in the model the node it names was built. */
 function explain(g: Graph, msg: string): string {
-  const named = g.nodes.filter((n) => msg.includes(n.name));
+  const named = allNodes(g).filter((n) => msg.includes(n.name));
   const longest = named.sort((a, b) => b.name.length - a.name.length)[0];
   if (!longest) return msg;
   const shapes = longest.inputs

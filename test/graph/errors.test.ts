@@ -122,3 +122,33 @@ test('serialised model is structurally valid ONNX (decoded with an independent p
   assert.equal(dims[0].dimParam, 'batch');
   assert.equal(Number(dims[1].dimValue), 4);
 });
+
+test('a node ORT refuses inside a Loop body is named with where it was built', async () => {
+  const g = new Graph({ name: 'outer' });
+  const x = g.input('x', 'float32', [2]);
+  const body = new Graph({ name: 'body', parent: g, valuePrefix: 'body/' });
+  body.input('iter', 'int64', []);
+  const cond = body.input('cond', 'bool', []);
+  const carried = body.input('carried', 'float32', [2]);
+  body.output('cond_out', ops.identity(cond));
+  body.output(
+    'carried_out',
+    body.scope('inner', () => body.node('NoSuchOp', [carried], [{ dtype: 'float32', shape: [2] }])[0]),
+  );
+  const [y] = g.node(
+    'Loop',
+    [g.constant(BigInt64Array.from([2n]), []), null, x],
+    [{ dtype: 'float32', shape: [2] }],
+    {
+      body,
+    },
+  );
+  g.output('y', y);
+  await assert.rejects(
+    CompiledGraph.create(g),
+    (e: Error) =>
+      /refused graph/.test(e.message) &&
+      /op NoSuchOp \(body\/inner\/NoSuchOp\)/.test(e.message) &&
+      /built at .*errors\.test\.ts/.test(e.message),
+  );
+});
