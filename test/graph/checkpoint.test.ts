@@ -13,30 +13,14 @@ import {
 import type { ParamSpec } from '../../src/graph/graph.js';
 import { ParameterStore, TensorStore } from '../../src/graph/params.js';
 import { Trainer, type TrainerOptions } from '../../src/graph/train.js';
-import {
-  makeOrderBatch,
-  toyTransformerLoss,
-  toyTransformerTrainInputs,
-} from '../../src/models/toy/transformer.js';
-import { sameBits } from './helpers.js';
+import { makeOrderBatch } from '../../src/models/toy/transformer.js';
+import { sameBits, toyTrainerOptions } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'lemer-checkpoint-'));
 test.after(() => rmSync(root, { recursive: true, force: true }));
 
-const options = (): TrainerOptions => ({
-  inputs: toyTransformerTrainInputs(),
-  build: (g, i) => toyTransformerLoss(g, i, { numLayers: 1 }),
-  optimizer: {
-    kind: 'adamw',
-    lr: 3e-3,
-    groups: [{ name: 'head', match: /^classifier\./, lr: 1e-2 }],
-    schedule: { warmupSteps: 2, decay: 'cosine', totalSteps: 10 },
-    maxGradNorm: 1,
-  },
-  microBatches: 2,
-  seed: 4,
-  runtime: { threads: 1 },
-});
+const options = (): TrainerOptions =>
+  toyTrainerOptions({ totalSteps: 10, maxGradNorm: 1 }, { microBatches: 2 });
 
 /** Batches drawn from the trainer's own generator, so its state must be restored too. */
 const stepOnce = (t: Trainer) => t.step(makeOrderBatch(t.rng, 8));

@@ -2,6 +2,8 @@
 import { Graph, type Tensor } from '../../src/graph/graph.js';
 import assert from 'node:assert/strict';
 import type { TensorStore } from '../../src/graph/params.js';
+import type { TrainerOptions } from '../../src/graph/train.js';
+import { toyTransformerLoss, toyTransformerTrainInputs } from '../../src/models/toy/transformer.js';
 import { CompiledGraph, type HostTensor } from '../../src/graph/runtime.js';
 
 export const f64 = (data: ArrayLike<number>, shape: number[]): HostTensor => ({
@@ -33,4 +35,29 @@ export const bytes = (t: HostTensor): Uint8Array =>
 export function sameBits(a: TensorStore, b: TensorStore, what: string): void {
   assert.deepEqual(a.names().sort(), b.names().sort(), what);
   for (const n of a.names()) assert.deepEqual(bytes(a.get(n)), bytes(b.get(n)), `${what}: '${n}' differs`);
+}
+
+/**
+ * The toy transformer (1 layer, dropout off) with AdamW, a head group, warm-up + cosine
+ * decay over `totalSteps` and clipping at `maxGradNorm`: the training setup of the
+ * checkpoint and Loop tests.
+ */
+export function toyTrainerOptions(
+  opts: { totalSteps: number; maxGradNorm: number },
+  over: Partial<TrainerOptions> = {},
+): TrainerOptions {
+  return {
+    inputs: toyTransformerTrainInputs(),
+    build: (g, i) => toyTransformerLoss(g, i, { numLayers: 1 }),
+    optimizer: {
+      kind: 'adamw',
+      lr: 3e-3,
+      groups: [{ name: 'head', match: /^classifier\./, lr: 1e-2 }],
+      schedule: { warmupSteps: 2, decay: 'cosine', totalSteps: opts.totalSteps },
+      maxGradNorm: opts.maxGradNorm,
+    },
+    seed: 4,
+    runtime: { threads: 1 },
+    ...over,
+  };
 }

@@ -15,32 +15,16 @@ import { linear } from '../../src/graph/layers/linear.js';
 import { buildLoopTrainingGraph, LOOP_STEPS_DIM } from '../../src/graph/loop.js';
 import { toOnnx } from '../../src/graph/onnx.js';
 import { buildTrainingGraph, type StepResult, Trainer, type TrainerOptions } from '../../src/graph/train.js';
-import {
-  makeOrderBatch,
-  toyTransformerLoss,
-  toyTransformerTrainInputs,
-} from '../../src/models/toy/transformer.js';
+import { makeOrderBatch, toyTransformerLoss } from '../../src/models/toy/transformer.js';
 import { Rng } from '../../src/util/random.js';
-import { bytes, sameBits } from './helpers.js';
+import { bytes, sameBits, toyTrainerOptions } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'lemer-loop-'));
 test.after(() => rmSync(root, { recursive: true, force: true }));
 
 /** Toy transformer, dropout off; AdamW with a head group, warm-up + cosine decay, clipping. */
-const options = (over: Partial<TrainerOptions> = {}): TrainerOptions => ({
-  inputs: toyTransformerTrainInputs(),
-  build: (g, i) => toyTransformerLoss(g, i, { numLayers: 1 }),
-  optimizer: {
-    kind: 'adamw',
-    lr: 3e-3,
-    groups: [{ name: 'head', match: /^classifier\./, lr: 1e-2 }],
-    schedule: { warmupSteps: 2, decay: 'cosine', totalSteps: 12 },
-    maxGradNorm: 0.5,
-  },
-  seed: 4,
-  runtime: { threads: 1 },
-  ...over,
-});
+const options = (over: Partial<TrainerOptions> = {}): TrainerOptions =>
+  toyTrainerOptions({ totalSteps: 12, maxGradNorm: 0.5 }, over);
 
 const batchesOf = (seed: number, n: number, size = 8) => {
   const rng = new Rng(seed);
