@@ -49,28 +49,31 @@ test('mixToMono checks its input', () => {
   );
 });
 
-test('real EmoDB file 03a01Fa.wav (22050 Hz, 16-bit) loads at 16 kHz with its duration', async (t) => {
+test('real EmoDB file 03a01Fa.wav (original release: 16 kHz, 16-bit, 1.898 s) loads at 16 kHz unchanged', async (t) => {
   const path = join(resolve('../shared/data'), 'emodb/wav/03a01Fa.wav');
   if (!existsSync(path)) {
     t.skip(`EmoDB not found at ${path} (shared data absent)`);
     return;
   }
-  // Independent reading of the header: this copy is mono 16-bit PCM at 22050 Hz, data at byte 44.
+  // Independent reading of the header: the original release is mono 16-bit PCM at 16 kHz, data at byte 44.
   const raw = readFileSync(path);
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  assert.equal(view.getUint32(24, true), 22050);
+  assert.equal(view.getUint16(22, true), 1, 'mono');
+  assert.equal(view.getUint32(24, true), 16000);
+  assert.equal(view.getUint16(34, true), 16, '16-bit');
   const dataBytes = view.getUint32(40, true);
   const n = dataBytes / 2;
+  assert.equal(n, 30372, '1.898 s at 16 kHz, as the data README says');
   const decoded = await decodeAudioFile(path);
-  assert.equal(decoded.sampleRate, 22050);
+  assert.equal(decoded.sampleRate, 16000);
   assert.equal(decoded.channels[0]!.length, n);
   for (const i of [0, 1, 1000, n - 1])
     assert.equal(decoded.channels[0]![i], view.getInt16(44 + 2 * i, true) / 32768);
 
+  // Already at the model rate: no resampling, every sample as the file holds it.
   const x = await loadAudio(path);
-  const seconds = n / 22050;
-  assert.equal(x.length, Math.floor(seconds * 16000));
-  assert.ok(Math.abs(x.length / 16000 - seconds) < 1 / 16000);
+  assert.equal(x.length, n);
+  for (const i of [0, 1, 1000, 20000, n - 1]) assert.equal(x[i], view.getInt16(44 + 2 * i, true) / 32768);
   // The release's syllable file says speech ends at 1.84 s: the loaded audio must cover it.
   assert.ok(x.length / 16000 > 1.84);
   // Speech, not silence or garbage: RMS in a plausible range and no clipping beyond [-1, 1].
