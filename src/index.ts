@@ -27,3 +27,5 @@ export * from './config/load.js';
 /** The graph engine (models as graphs, autodiff, training on ONNX Runtime): also at 'lemer/graph'. */
 export * as graph from './graph/index.js';
 export * from './config/engine.js';
+/** The wav2vec2 family of speech encoders (wav2vec2, HuBERT, WavLM, wav2vec2-conformer). */
+export * as wav2vec2 from './models/wav2vec2/index.js';

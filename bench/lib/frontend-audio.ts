@@ -1,6 +1,6 @@
 /**
- * Audio front-end figures: log-mel (Kaldi fbank, 80 bins) and 22050 -> 16000 Hz
- * resampling speed, as seconds of audio processed per second of wall time, on the one
+ * Audio front-end figures: log-mel (Kaldi fbank, 80 bins) and 22050 / 48000 -> 16000 Hz
+ * resampling speed (torchaudio's sinc, the default, and libsamplerate), as seconds of audio processed per second of wall time, on the one
  * JS thread. Median of several runs after a warm-up; the signal is speech-like noise
  * (deterministic) so that no code path is skipped.
  */
@@ -51,6 +51,9 @@ export async function benchLogMel(): Promise<Record<string, number>> {
 
   const x22 = signal(seconds, 22050);
   const rs = await timeIt(3, () => resample(x22, 22050, 16000));
+  const x48 = signal(seconds, 48000);
+  const rs48 = await timeIt(3, () => resample(x48, 48000, 16000));
+  const lsr22 = await timeIt(3, () => resample(x22, 22050, 16000, { method: 'libsamplerate' }));
 
   // Medians are the figures; the best runs show what an unloaded core does (shared
   // machines inflate the median).
@@ -65,5 +68,8 @@ export async function benchLogMel(): Promise<Record<string, number>> {
     resample_seconds: rs.median,
     resample_realtime_factor: seconds / rs.median,
     resample_realtime_factor_best: seconds / rs.best,
+    resample48k_realtime_factor: seconds / rs48.median,
+    resample48k_realtime_factor_best: seconds / rs48.best,
+    resample_libsamplerate_realtime_factor: seconds / lsr22.median,
   };
 }

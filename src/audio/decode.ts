@@ -9,7 +9,15 @@ export interface DecodedAudio {
   /** One Float32Array per channel, samples in [-1, 1) for integer formats. */
   channels: Float32Array[];
   sampleRate: number;
+  /** Things worth a warning that do not stop decoding (float samples far outside [-1, 1]). */
+  warnings?: string[];
 }
+
+/**
+ * Float samples beyond this magnitude (+12 dBFS) get a warning: a little over 1 is common in
+ * float files (headroom), far over it means a wrong scale (int16 values stored as floats) or junk.
+ */
+export const FLOAT_SAMPLE_WARN_LIMIT = 4;
 
 const FORMAT_PCM = 0x0001;
 const FORMAT_IEEE_FLOAT = 0x0003;
@@ -202,7 +210,51 @@ function decodeWav(bytes: Uint8Array, name: string): DecodedAudio {
       `${name}: WAV has zero samples (data chunk is ${data.size} bytes, one frame is ${fmt.blockAlign})`,
     );
   }
-  return { channels: readSamples(view, data.off, frames, fmt), sampleRate: fmt.sampleRate };
+  const channels = readSamples(view, data.off, frames, fmt);
+  const warnings = fmt.tag === FORMAT_IEEE_FLOAT ? checkFloatSamples(channels, view, fmt, data.off, name) : [];
+  return { channels, sampleRate: fmt.sampleRate, ...(warnings.length ? { warnings } : {}) };
+}
+
+/**
+ * Refuses NaN and infinite samples (a float64 value beyond float32's range counts as
+ * infinite), naming the sample's position in the file; returns a warning for samples far
+ * outside [-1, 1]. Positions are frames (one sample per channel) from the start of the data.
+ */
+function checkFloatSamples(
+  channels: Float32Array[],
+  view: DataView,
+  fmt: WavFormat,
+  dataOff: number,
+  name: string,
+): string[] {
+  let far = 0;
+  let peak = 0;
+  let peakAt = 0;
+  let peakCh = 0;
+  const nc = channels.length;
+  const bytePos = (i: number, c: number) => dataOff + i * fmt.blockAlign + (c * fmt.bitsPerSample) / 8;
+  const where = (i: number, c: number) =>
+    `sample ${i} of ${channels[0]!.length}${nc > 1 ? ` (channel ${c} of ${nc})` : ''}, ` +
+    `at ${(i / fmt.sampleRate).toFixed(3)} s, byte ${bytePos(i, c)}`;
+  for (let c = 0; c < nc; c++) {
+    const ch = channels[c]!;
+    for (let i = 0; i < ch.length; i++) {
+      const a = Math.abs(ch[i]!);
+      if (a <= FLOAT_SAMPLE_WARN_LIMIT) continue; // the common case; NaN fails this test
+      if (!Number.isFinite(a)) {
+        const raw = fmt.bitsPerSample === 64 ? view.getFloat64(bytePos(i, c), true) : ch[i]!;
+        const what = Number.isFinite(raw) ? `${raw}, beyond float32's range` : String(raw);
+        throw new Error(`${name}: ${where(i, c)} is ${what}; NaN and infinite samples are refused`);
+      }
+      far++;
+      if (a > peak) [peak, peakAt, peakCh] = [a, i, c];
+    }
+  }
+  if (far === 0) return [];
+  return [
+    `${name}: ${far} float sample(s) outside [-${FLOAT_SAMPLE_WARN_LIMIT}, ${FLOAT_SAMPLE_WARN_LIMIT}] ` +
+      `(largest |x| ${peak.toPrecision(4)} at ${where(peakAt, peakCh)}); float audio should lie in [-1, 1]: check the file's scale`,
+  ];
 }
 
 /** De-interleaves and scales samples to floats: integers by 2^(bits-1), 8-bit unsigned around 128. */

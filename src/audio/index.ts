@@ -1,11 +1,12 @@
 /** The audio front end: decoding, resampling, waveform loading, log-mel features, CMVN, SpecAugment. */
-export { decodeAudioFile, decodeAudioBytes, type DecodedAudio } from './decode.js';
-export { resample, resampledLength } from './resample.js';
+export { decodeAudioFile, decodeAudioBytes, FLOAT_SAMPLE_WARN_LIMIT, type DecodedAudio } from './decode.js';
+export { resample, resampledLength, type ResampleMethod, type ResampleOptions } from './resample.js';
 export { loadAudio, mixToMono, normalizeWaveform, type LoadAudioOptions } from './load.js';
 export {
   logMel,
   LogMelExtractor,
   cmvn,
+  CMVN_STD_FLOOR,
   specAugment,
   melScale,
   inverseMelScale,
@@ -13,6 +14,7 @@ export {
   numFrames,
   windowFunction,
   FLOAT_EPSILON,
+  type CmvnOptions,
   type Features,
   type LogMelOptions,
   type MelFilters,

@@ -1,10 +1,17 @@
 /** Audio as the speech encoders want it: mono, at one sample rate, optionally normalised. */
 import { decodeAudioFile } from './decode.js';
-import { resample } from './resample.js';
+import { resample, type ResampleOptions } from './resample.js';
 
 export interface LoadAudioOptions {
   /** Target sample rate in Hz (default 16000, what wav2vec2-family models expect). */
   sampleRate?: number;
+  /** How to resample (default: torchaudio's sinc, see resample()). */
+  resample?: ResampleOptions;
+  /**
+   * Receives the decoder's warnings (float samples far outside [-1, 1]), each naming the
+   * file. Default: process.emitWarning, so that a library user sees them on stderr once.
+   */
+  onWarning?: (message: string) => void;
 }
 
 /** Mean of the channels, sample by sample (all channels must have the same length). */
@@ -27,17 +34,18 @@ export function mixToMono(channels: Float32Array[]): Float32Array {
 
 /**
  * Decodes an audio file, mixes it down to mono (mean of channels) and resamples it
- * (libsamplerate sinc medium quality) when its rate differs from `sampleRate`.
+ * (torchaudio's sinc interpolation by default) when its rate differs from `sampleRate`.
+ * NaN or infinite samples are an error naming the file and the sample's position in it.
  */
-export async function loadAudio(
-  path: string,
-  { sampleRate = 16000 }: LoadAudioOptions = {},
-): Promise<Float32Array> {
+export async function loadAudio(path: string, opts: LoadAudioOptions = {}): Promise<Float32Array> {
+  const sampleRate = opts.sampleRate ?? 16000;
   const decoded = await decodeAudioFile(path);
+  const warn = opts.onWarning ?? ((m: string) => process.emitWarning(m, 'LemerAudioWarning'));
+  for (const w of decoded.warnings ?? []) warn(w);
   const mono = mixToMono(decoded.channels);
   if (decoded.sampleRate === sampleRate) return mono;
   try {
-    return await resample(mono, decoded.sampleRate, sampleRate);
+    return await resample(mono, decoded.sampleRate, sampleRate, opts.resample);
   } catch (err) {
     throw new Error(`${path}: ${(err as Error).message}`);
   }

@@ -39,6 +39,13 @@ export interface LogMelOptions {
   seed?: number;
   /** Multiply samples by this before anything else (default 1; 32768 = Kaldi's int16 scale). */
   inputScale?: number;
+  /**
+   * Accept mel filters that cover no FFT bin (many bins, short frames: 128 bins at 16 kHz
+   * with 25 ms frames leave bin 3 empty) and keep them at the log floor, as torchaudio's
+   * kaldi.fbank does. Default false: such a setting is an error, since an empty bin carries
+   * no information.
+   */
+  allowEmptyFilters?: boolean;
 }
 
 /** A feature matrix, row-major: frame t, bin b is data[t * bins + b]. */
@@ -99,7 +106,8 @@ export interface MelFilters {
 /**
  * Kaldi's MelBanks: filters equally spaced in mel between lowFreq and highFreq, each
  * triangle computed in the mel domain (weight = distance in mel to the nearer edge over
- * half the width). The Nyquist bin gets no weight, as in Kaldi.
+ * half the width). The Nyquist bin gets no weight, as in Kaldi. A filter that covers no
+ * FFT bin is an error unless `allowEmpty` (then it has length 0 and its energy is 0).
  */
 export function melFilters(
   numBins: number,
@@ -107,6 +115,7 @@ export function melFilters(
   sampleRate: number,
   lowFreq: number,
   highFreq: number,
+  allowEmpty = false,
 ): MelFilters {
   const numFftBins = fftSize / 2;
   const binWidth = sampleRate / fftSize;
@@ -122,25 +131,25 @@ export function melFilters(
     const center = melLow + (b + 1) * delta;
     const right = melLow + (b + 2) * delta;
     let first = -1;
-    let last = -1;
     const w: number[] = [];
     for (let k = 0; k < numFftBins; k++) {
       const mel = melScale(binWidth * k);
       if (mel > left && mel < right) {
         const weight = mel <= center ? (mel - left) / (center - left) : (right - mel) / (right - center);
         if (first < 0) first = k;
-        last = k;
         w.push(weight);
       }
     }
-    if (first < 0) {
+    if (first < 0 && !allowEmpty) {
       throw new Error(
         `logMel: mel bin ${b} of ${numBins} covers no FFT bin (FFT size ${fftSize} at ${sampleRate} Hz, ` +
-          `${lowFreq}-${highFreq} Hz): use fewer bins, a longer frame or a higher lowFreq`,
+          `${lowFreq}-${highFreq} Hz): use fewer bins, a longer frame or a higher lowFreq, ` +
+          `or allowEmptyFilters to keep it at the log floor as torchaudio's kaldi.fbank does`,
       );
     }
+    if (first < 0) first = 0; // empty: start 0, length 0
     start[b] = first;
-    length[b] = last - first + 1;
+    length[b] = w.length;
     offset[b] = all.length;
     all.push(...w);
   }
@@ -161,6 +170,7 @@ interface Resolved {
   dither: number;
   seed: number;
   inputScale: number;
+  allowEmptyFilters: boolean;
 }
 
 function resolve(o: LogMelOptions): Resolved {
@@ -216,6 +226,7 @@ function resolve(o: LogMelOptions): Resolved {
     dither,
     seed,
     inputScale,
+    allowEmptyFilters: o.allowEmptyFilters ?? false,
   };
 }
 
@@ -242,7 +253,7 @@ export class LogMelExtractor {
     const r = resolve(options);
     this.options = Object.freeze(r);
     this.window = windowFunction(r.window, r.frameLength);
-    this.filters = melFilters(r.numBins, r.fftSize, r.sampleRate, r.lowFreq, r.highFreq);
+    this.filters = melFilters(r.numBins, r.fftSize, r.sampleRate, r.lowFreq, r.highFreq, r.allowEmptyFilters);
     this.#fft = new FFT(r.fftSize);
     this.#frame = new Float64Array(r.frameLength);
     this.#fftIn = new Float64Array(2 * r.fftSize); // zero padding beyond frameLength stays zero
@@ -379,13 +390,33 @@ function checkFeatures(f: Features, who: string): void {
   }
 }
 
+export interface CmvnOptions {
+  /**
+   * Floor on each bin's standard deviation, in the features' units (nats for log-mel;
+   * default 1). A bin that is nearly constant over the utterance (at the log floor in all
+   * frames but a few: dithered silence, a pure tone's empty bins) has a tiny standard
+   * deviation, and dividing by it turns its few outliers into values that grow with the
+   * square root of the utterance's length (132 on an hour of dithered silence). With the
+   * floor, |output| <= (max - min of the bin) / stdFloor whatever the length. Per-bin
+   * standard deviations of real speech log-mels lie above it (EmoDB: 0.89 nats at the
+   * least, 3.6 in the median), so it changes nothing there. Must be > 0.
+   */
+  stdFloor?: number;
+}
+
+/** The default CmvnOptions.stdFloor, in nats. */
+export const CMVN_STD_FLOOR = 1;
+
 /**
  * Per-utterance mean and variance normalisation of each bin:
- * (x - mean) / sqrt(var + 1e-5), population variance over the frames; eps 1e-5 sits
- * inside the sqrt so that constant bins come out as 0, not NaN. Sums run in float64.
+ * (x - mean) / max(std, stdFloor), population standard deviation over the frames (see
+ * CmvnOptions for why the floor). Sums run in float64.
  */
-export function cmvn(features: Features): Features {
+export function cmvn(features: Features, options: CmvnOptions = {}): Features {
   checkFeatures(features, 'cmvn');
+  const stdFloor = options.stdFloor ?? CMVN_STD_FLOOR;
+  if (!(stdFloor > 0) || !Number.isFinite(stdFloor))
+    throw new Error(`cmvn: stdFloor must be a finite number > 0, got ${stdFloor}`);
   const { data, frames, bins } = features;
   const out = new Float32Array(data.length);
   if (frames === 0) return { data: out, frames, bins };
@@ -404,7 +435,7 @@ export function cmvn(features: Features): Features {
     }
   }
   const inv = new Float64Array(bins);
-  for (let b = 0; b < bins; b++) inv[b] = 1 / Math.sqrt(sq[b]! / frames + 1e-5);
+  for (let b = 0; b < bins; b++) inv[b] = 1 / Math.max(Math.sqrt(sq[b]! / frames), stdFloor);
   for (let t = 0; t < frames; t++) {
     const row = t * bins;
     for (let b = 0; b < bins; b++) out[row + b] = (data[row + b]! - mean[b]!) * inv[b]!;

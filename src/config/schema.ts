@@ -36,6 +36,14 @@ export const logMelSchema = z
     frameShiftMs: posNum.default(10),
     /** Per-utterance mean/variance normalisation (paper) or none. */
     normalize: z.enum(['utterance', 'none']).default('utterance'),
+    /**
+     * Our choice: floor on each bin's standard deviation in per-utterance normalisation, in
+     * nats (src/audio cmvn). Keeps near-constant bins (dithered silence, a pure tone's empty
+     * bins) bounded; real speech bins lie above it.
+     */
+    stdFloor: posNum.default(1),
+    /** Keep mel filters that cover no FFT bin at the log floor, as torchaudio's kaldi.fbank (e.g. 128 bins). */
+    allowEmptyFilters: z.boolean().default(false),
   })
   .prefault({});
 
@@ -145,6 +153,68 @@ export const runtimeSchema = z
   })
   .prefault({});
 
+/**
+ * Sizes of the encoders built in place (trained from scratch) when `encoders.<m>.path` is
+ * null: the demo's, and a start for real data without pretrained weights. Our choice:
+ * small enough that the demo's cross-validation runs in minutes on two cores.
+ */
+export const inPlaceTextSchema = z
+  .strictObject({
+    /** A BERT-shaped encoder; its WordPiece vocabulary is built from the training fold's texts. */
+    vocabSize: posInt.default(1000),
+    hiddenSize: posInt.default(64),
+    numLayers: posInt.default(2),
+    numHeads: posInt.default(4),
+    intermediateSize: posInt.default(128),
+    dropout: z.number().min(0).lt(1).default(0.1),
+  })
+  .prefault({});
+
+export const inPlaceSpeechSchema = z
+  .strictObject({
+    /** A log-mel conformer: convolutional subsampling (x4 in time), then conformer blocks. */
+    hiddenSize: posInt.default(64),
+    numLayers: posInt.default(2),
+    numHeads: posInt.default(4),
+    ffnDim: posInt.default(128),
+    convKernel: posInt.default(15),
+    dropout: z.number().min(0).lt(1).default(0.1),
+  })
+  .prefault({});
+
+/** How `lemer train` / `lemer cv` fit a model (src/train). Our choices where the paper is silent. */
+export const trainSchema = z
+  .strictObject({
+    /** What is trained: the fused model, one modality, or both unimodal models with summed logits (Table 2). */
+    model: z.enum(['lemer', 'text', 'speech', 'score-fusion']).default('lemer'),
+    /** Unimodal models with or without their label-embedding head (Tables 1-2); LE-MER always has them. */
+    labelEmbeddings: z.boolean().default(true),
+    /** Passes over the training part. Our choice (the paper gives none). */
+    epochs: posInt.default(30),
+    /** Stop after this many validations without a better validation UA; null = never stop early. */
+    patience: posInt.nullable().default(5),
+    /** Share of each fold's training utterances held out (seeded) for early stopping and the best checkpoint. */
+    validFraction: z.number().gt(0).lt(1).default(0.1),
+    /** Warm-up as a share of the run's updates (small data); null = optim.warmupSteps. */
+    warmupFraction: z.number().min(0).max(1).nullable().default(null),
+    /** Validate every this many epochs. */
+    evalEvery: posInt.default(1),
+    /** Write the resumable checkpoint every this many epochs. */
+    checkpointEvery: posInt.default(1),
+    /** Fine-tune only the top N layers of each (unfrozen) encoder; null = all layers. */
+    trainableLayers: nonNegInt.nullable().default(null),
+    /** Class-balanced loss weights (inverse class frequency in the training part). Off, as in the paper. */
+    classBalanced: z.boolean().default(false),
+    /** Utterances per forward pass when predicting (validation, test). */
+    evalBatchSize: posInt.default(32),
+    /** Decoded audio, log-mel and frozen-encoder features; null = $LEMER_CACHE/train (default ~/.cache/lemer/train). */
+    cacheDir: z.string().min(1).nullable().default(null),
+    /** Audio that fails to decode: stop before training (fail) or leave those utterances out, counted (skip). */
+    badAudio: z.enum(['fail', 'skip']).default('fail'),
+    inPlace: z.strictObject({ text: inPlaceTextSchema, speech: inPlaceSpeechSchema }).prefault({}),
+  })
+  .prefault({});
+
 export const configSchema = z.strictObject({
   /** Class names in logit order (paper: IEMOCAP 4 classes, exc merged into hap). */
   classes: z
@@ -162,6 +232,7 @@ export const configSchema = z.strictObject({
   head: headSchema,
   optim: optimSchema,
   runtime: runtimeSchema,
+  train: trainSchema,
   encoders: z
     .strictObject({
       text: encoderSchema(false),

@@ -1,6 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Corpus, Utterance } from './types.js';
+import { decodeUtf8, type InvalidUtf8Policy } from './utf8.js';
 
 /** The 4-class set of the paper, in this order; `exc` (excited) is merged into `hap`. */
 export const IEMOCAP_LABELS_4 = ['ang', 'hap', 'sad', 'neu'];
@@ -27,6 +28,8 @@ export interface IemocapOptions {
   onMissingTranscript?: 'error' | 'skip';
   /** A labelled turn whose wav is missing: 'error' (default) or 'skip' with a counted warning. */
   onMissingAudio?: 'error' | 'skip';
+  /** Invalid UTF-8 in a transcript or label file: 'error' (default, naming file and line) or 'warn'. */
+  invalidUtf8?: InvalidUtf8Policy;
 }
 
 // `[6.2901 - 8.2357]\tSes01F_impro01_F000\tneu\t[2.5000, 2.5000, 2.5000]`; evaluator lines
@@ -97,6 +100,11 @@ export async function readIemocap(root: string, opts: IemocapOptions = {}): Prom
   const missingTranscripts: string[] = [];
   const missingAudio: string[] = [];
   const seenIds = new Map<string, string>();
+  const readText = async (file: string): Promise<string> => {
+    const d = decodeUtf8(await readFile(file), file, opts.invalidUtf8);
+    if (d.warning) warnings.push(d.warning);
+    return d.text;
+  };
 
   for (const s of sessions) {
     const sessionDir = join(dir, `Session${s}`);
@@ -119,7 +127,7 @@ export async function readIemocap(root: string, opts: IemocapOptions = {}): Prom
     const turns = new Map<string, Turn>();
     const byDialogue = new Map<string, Turn[]>();
     for (const name of await listTxt(transDir)) {
-      const text = await readFile(join(transDir, name), 'utf8');
+      const text = await readText(join(transDir, name));
       for (const raw of text.split(/\r?\n/)) {
         const m = TRANSCRIPT_LINE.exec(raw.trim());
         if (!m) continue;
@@ -152,7 +160,7 @@ export async function readIemocap(root: string, opts: IemocapOptions = {}): Prom
     const sessionUtts: Utterance[] = [];
     for (const name of await listTxt(evalDir)) {
       const file = join(evalDir, name);
-      const text = await readFile(file, 'utf8');
+      const text = await readText(file);
       const lines = text.split(/\r?\n/);
       for (let k = 0; k < lines.length; k++) {
         const m = EVAL_LINE.exec(lines[k].trim());

@@ -1,6 +1,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
+import { parse, type Options } from 'csv-parse/sync';
 import type { Corpus, Utterance } from './types.js';
+import { decodeUtf8, type InvalidUtf8Policy } from './utf8.js';
 
 /** One CSV record: its fields and the 1-based physical line where it starts (for error messages). */
 export interface CsvRecord {
@@ -8,80 +10,73 @@ export interface CsvRecord {
   line: number;
 }
 
+type CsvParseError = Error & { code?: string; lines?: number; bytes_records?: number };
+
+const CSV_OPTIONS: Options = {
+  bom: true,
+  // Both LF and CRLF end a record, in the same file too (hand-edited files mix them).
+  record_delimiter: ['\r\n', '\n'],
+  relax_column_count: true, // the callers say which line has the wrong number of fields
+  skip_empty_lines: true,
+  info: true,
+};
+
+/** Line (1-based) of the first non-blank line at or after byte offset `at` of `text`'s UTF-8 bytes. */
+function lineAtByte(text: string, at: number): number {
+  const b = Buffer.from(text, 'utf8');
+  let line = 1;
+  for (let i = 0; i < Math.min(at, b.length); i++) if (b[i] === 0x0a) line++;
+  for (let i = at; i < b.length && (b[i] === 0x0a || b[i] === 0x0d); i++) if (b[i] === 0x0a) line++;
+  return line;
+}
+
 /**
- * A small RFC 4180 parser: comma-separated, fields optionally in double quotes, `""` inside
+ * RFC 4180 CSV with csv-parse: comma-separated, fields optionally in double quotes, `""` inside
  * quotes is one quote, and quoted fields may hold commas and line breaks. LF and CRLF both end
- * a record. A quote inside an unquoted field is kept literally (common in hand-made files);
- * text after a closing quote, or a quote never closed, is an error naming the line.
- * `source` names the file in errors.
+ * a record; blank lines are skipped. A quote inside an unquoted field is kept literally (common
+ * in hand-made files); text after a closing quote, or a quote never closed, is an error naming
+ * the line. `source` names the file in errors.
  */
 export function parseCsv(text: string, source = '<csv>'): CsvRecord[] {
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // byte-order mark
-  const records: CsvRecord[] = [];
-  let fields: string[] = [];
-  let field = '';
-  let line = 1;
-  let recordLine = 1;
-  let i = 0;
-  const n = text.length;
-  // A record with one empty field is a blank line: skipped.
-  const endRecord = () => {
-    fields.push(field);
-    if (!(fields.length === 1 && fields[0] === '')) records.push({ fields, line: recordLine });
-    fields = [];
-    field = '';
+  type Row = { record: string[]; info: { bytes: number } };
+  // Lines come from csv-parse's byte offsets (info.bytes: the end of each record, delimiter
+  // included), not its line counter, which counts a CRLF inside quotes twice.
+  const toRecords = (rows: Row[]): CsvRecord[] => {
+    const buf = Buffer.from(text, 'utf8');
+    let pos = 0;
+    let line = 1;
+    return rows.map((r) => {
+      // Blank lines skipped before the record.
+      for (; pos < buf.length && (buf[pos] === 0x0a || buf[pos] === 0x0d); pos++)
+        if (buf[pos] === 0x0a) line++;
+      const start = line;
+      for (; pos < r.info.bytes; pos++) if (buf[pos] === 0x0a) line++;
+      return { fields: r.record, line: start };
+    });
   };
-  while (i < n) {
-    const c = text[i];
-    if (c === '"' && field === '') {
-      // Quoted field: read to the closing quote.
-      const openLine = line;
-      i++;
-      for (;;) {
-        if (i >= n) throw new Error(`${source}:${openLine}: quoted field never closed`);
-        const d = text[i];
-        if (d === '"') {
-          if (text[i + 1] === '"') {
-            field += '"';
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
-        }
-        if (d === '\n') line++;
-        field += d;
-        i++;
-      }
-      const next = text[i];
-      if (i < n && next !== ',' && next !== '\n' && next !== '\r') {
-        throw new Error(
-          `${source}:${line}: unexpected text after a closing quote (a quote inside a quoted field must be doubled: "")`,
-        );
-      }
-      continue;
-    }
-    if (c === ',') {
-      fields.push(field);
-      field = '';
-      i++;
-    } else if (c === '\r' && text[i + 1] === '\n') {
-      endRecord();
-      i += 2;
-      line++;
-      recordLine = line;
-    } else if (c === '\n') {
-      endRecord();
-      i++;
-      line++;
-      recordLine = line;
-    } else {
-      field += c;
-      i++;
-    }
+  const fail = (err: CsvParseError): never => {
+    if (err.code === 'CSV_QUOTE_NOT_CLOSED')
+      throw new Error(`${source}:${lineAtByte(text, err.bytes_records ?? 0)}: quoted field never closed`);
+    if (err.code === 'CSV_INVALID_CLOSING_QUOTE')
+      throw new Error(
+        `${source}:${err.lines}: unexpected text after a closing quote (a quote inside a quoted field must be doubled: "")`,
+      );
+    throw new Error(`${source}:${err.lines ?? '?'}: ${err.message}`);
+  };
+  try {
+    return toRecords(parse(text, { ...CSV_OPTIONS, relax_quotes: false }) as unknown as Row[]);
+  } catch (err) {
+    const e = err as CsvParseError;
+    if (e.code !== 'INVALID_OPENING_QUOTE') fail(e); // csv-parse's code for it has no CSV_ prefix
   }
-  if (field !== '' || fields.length > 0) endRecord();
-  return records;
+  // Quotes inside unquoted fields: csv-parse keeps them only in relax_quotes mode, which also
+  // takes text after a closing quote literally. The strict pass above has checked every record
+  // up to the first such quote; the rest is read leniently.
+  try {
+    return toRecords(parse(text, { ...CSV_OPTIONS, relax_quotes: true }) as unknown as Row[]);
+  } catch (err) {
+    return fail(err as CsvParseError);
+  }
 }
 
 /** A manifest row after column mapping, before validation. */
@@ -157,6 +152,8 @@ export interface ReadManifestOptions {
   labels?: string[];
   /** Check that every audio file exists (default true). */
   checkAudio?: boolean;
+  /** Invalid UTF-8: 'error' (default, naming file and line) or 'warn' (read as U+FFFD, counted). */
+  invalidUtf8?: InvalidUtf8Policy;
 }
 
 /**
@@ -172,16 +169,18 @@ export async function readManifest(path: string, opts: ReadManifestOptions = {})
   if (!['.jsonl', '.ndjson', '.csv'].includes(ext)) {
     throw new Error(`${file}: unknown manifest format "${ext}" (expected .jsonl, .ndjson or .csv)`);
   }
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(file, 'utf8');
+    bytes = await readFile(file);
   } catch (err) {
     throw new Error(
       `${file}: cannot read manifest (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
     );
   }
+  const decoded = decodeUtf8(bytes, file, opts.invalidUtf8);
+  const text = decoded.text;
   const { rows, unknown } = ext === '.csv' ? readCsvRows(text, file) : readJsonlRows(text, file);
-  const warnings: string[] = [];
+  const warnings: string[] = decoded.warning ? [decoded.warning] : [];
   if (unknown.length > 0) {
     warnings.push(
       `${file}: ignored unknown column(s) ${unknown.join(', ')} (known: ${KNOWN_COLUMNS.join(', ')})`,

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseCsv } from './manifest.js';
 import type { Corpus, Utterance } from './types.js';
+import { decodeUtf8, firstInvalidUtf8, invalidUtf8Lines, type InvalidUtf8Policy } from './utf8.js';
 
 export type MeldSplit = 'train' | 'dev' | 'test';
 const SPLITS: MeldSplit[] = ['train', 'dev', 'test'];
@@ -24,6 +25,12 @@ export interface MeldOptions {
   split?: MeldSplit | MeldSplit[];
   /** '4' (default): anger, joy, sadness, neutral. 'all': the seven emotions. */
   classes?: '4' | 'all';
+  /**
+   * Invalid UTF-8 in a file that is otherwise UTF-8: 'error' (default, naming file and line)
+   * or 'warn' (read as U+FFFD, counted). A file with no UTF-8 multi-byte sequence at all is
+   * taken for a Windows-1252 copy of MELD and read as such, with a warning, either way.
+   */
+  invalidUtf8?: InvalidUtf8Policy;
 }
 
 /** Parses 'train', 'dev', 'test' or several joined by '+' or ',' ('train+dev'). */
@@ -117,6 +124,18 @@ export function repairMojibake(s: string): string {
   return prev.replace(/[\u0080-\u009f]/g, (c) => CP1252_HIGH[c.charCodeAt(0) - 0x80]).normalize('NFC');
 }
 
+/** True when the bytes hold at least one valid UTF-8 multi-byte sequence (so the file is meant as UTF-8). */
+function hasUtf8MultiByte(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) {
+    if (b[i]! < 0xc2) continue;
+    const end = Math.min(b.length, i + 4);
+    // A lead byte followed by its continuation bytes that validate as one character.
+    const need = b[i]! <= 0xdf ? 2 : b[i]! <= 0xef ? 3 : 4;
+    if (i + need <= end && firstInvalidUtf8(b, i, i + need) < 0) return true;
+  }
+  return false;
+}
+
 const REQUIRED = ['utterance', 'speaker', 'emotion', 'dialogue_id', 'utterance_id'];
 
 /**
@@ -146,13 +165,19 @@ export async function readMeld(dir: string, opts: MeldOptions = {}): Promise<Cor
         `MELD file not readable: ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
       );
     }
-    // Some copies are Windows-1252 rather than UTF-8: decode strictly, fall back to cp1252.
+    // Some copies are Windows-1252 rather than UTF-8: decode strictly, fall back to cp1252
+    // where the file has no UTF-8 at all; invalid bytes in a UTF-8 file follow the policy.
     let text: string;
-    try {
-      text = utf8.decode(bytes);
-    } catch {
+    if (firstInvalidUtf8(bytes) < 0 || hasUtf8MultiByte(bytes)) {
+      const d = decodeUtf8(bytes, file, opts.invalidUtf8);
+      text = d.text;
+      if (d.warning) warnings.push(d.warning);
+    } else {
       text = new TextDecoder('windows-1252').decode(bytes);
-      warnings.push(`${file}: not valid UTF-8, read as Windows-1252`);
+      const bad = invalidUtf8Lines(bytes);
+      warnings.push(
+        `${file}: not valid UTF-8, read as Windows-1252 (${bad.length} line(s) with non-UTF-8 bytes, first: line ${bad[0]?.line})`,
+      );
     }
     const records = parseCsv(text, file);
     if (records.length === 0) throw new Error(`${file}: empty file`);

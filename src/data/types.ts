@@ -33,4 +33,6 @@ export interface Corpus {
    * from the corpus' own utterances of the same dialogue, ordered by turn.
    */
   dialogueTurns?: Map<string, { id: string; text: string; speaker: string }[]>;
+  /** Set when a label map was applied: the map, and the utterances left out per original label. */
+  labelMap?: { map: Record<string, string>; dropped: Record<string, number> };
 }

@@ -38,6 +38,8 @@ export interface NodeRecord {
   scope: string;
   /** Set by ops.stopGradient: the node passes values forward but no gradient back. */
   stopGradient?: boolean;
+  /** Set by ops.markTrainingOnly: what makes this node wrong in an inference graph (dropout, batch statistics). */
+  trainingOnly?: string;
 }
 
 /** How a parameter is filled before any checkpoint is loaded. Serialisable on purpose. */
@@ -172,6 +174,8 @@ export class Graph {
   readonly inputs: Tensor[] = [];
   readonly params = new Map<string, { spec: ParamSpec; tensor: Tensor }>();
   readonly initializers = new Map<string, ConstData>();
+  /** Next values of non-trainable buffers (BatchNorm's running statistics): see `updateBuffer`. */
+  readonly bufferUpdates = new Map<string, Tensor>();
   /** `name` is the output's name as given; the ONNX value is `tensor.name` (with the prefix). */
   readonly outputs: { name: string; tensor: Tensor }[] = [];
   /** Value names in use; a subgraph shares its root's set, as ONNX wants names unique model-wide. */
@@ -287,6 +291,34 @@ export class Graph {
     this.params.set(full, { spec, tensor: t });
     this.inputs.push(t);
     return t;
+  }
+
+  /**
+   * Records `value` as the next value of buffer `name` (a non-trainable parameter of this
+   * graph, full name). The Trainer (and the K-steps Loop) makes it the output
+   * `<name>.next` and writes it into the parameter store after each step, so that
+   * evaluation, predictors and checkpoints see it. Recording twice (a model built once
+   * per micro-batch, or a layer applied twice) keeps the last value: build the second
+   * update from `bufferValue(name)` to chain them, as PyTorch's running statistics do
+   * over the forward passes of gradient accumulation.
+   */
+  updateBuffer(name: string, value: Tensor): void {
+    const p = this.params.get(name);
+    if (!p) throw new GraphError(`buffer update for '${name}': graph '${this.name}' has no such parameter`);
+    if (p.spec.trainable)
+      throw new GraphError(`buffer update for '${name}': a trainable parameter (the optimiser writes it)`);
+    if (value.dtype !== p.spec.dtype || value.shape.join() !== p.spec.shape.join())
+      throw new GraphError(
+        `buffer update for '${name}': ${value.dtype}${fmtShape(value.shape)}, the buffer is ${p.spec.dtype}${fmtShape(p.spec.shape)}`,
+      );
+    this.bufferUpdates.set(name, value);
+  }
+
+  /** The value of buffer `name` in this graph so far: its last recorded update, else the parameter. */
+  bufferValue(name: string): Tensor {
+    const v = this.bufferUpdates.get(name) ?? this.params.get(name)?.tensor;
+    if (!v) throw new GraphError(`buffer '${name}': graph '${this.name}' has no such parameter`);
+    return v;
   }
 
   /** A constant tensor (an ONNX initializer). */

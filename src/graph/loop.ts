@@ -110,17 +110,18 @@ export function buildLoopTrainingGraph(opts: LoopTrainingOptions): LoopTrainingG
       outer: stepOuter,
     },
   ];
-  const writeOf = new Map(optimizer.writes.map((w) => [w.name, w.output]));
+  const writeOf = new Map([...optimizer.writes, ...built.bufferWrites].map((w) => [w.name, w.output]));
   const carry = (spec: ParamSpec, inner: Tensor, outer: Tensor) => {
     const output = writeOf.get(spec.name);
     const next = output && bodyOut.get(output);
     if (!next) throw new GraphError(`loop: the training step has no output for '${spec.name}'`);
     carried.push({ inner, next, outer, output });
   };
-  const trained = new Set(built.trained.map((s) => s.name));
+  // Trained parameters and updated buffers (BatchNorm statistics) change from step to step.
+  const changing = new Set([...built.trained.map((s) => s.name), ...built.bufferWrites.map((w) => w.name)]);
   const invariant = new Map<Tensor, Tensor>();
   for (const { spec, tensor } of body.params.values()) {
-    if (trained.has(spec.name)) carry(spec, tensor, outerParam.get(spec.name)!);
+    if (changing.has(spec.name)) carry(spec, tensor, outerParam.get(spec.name)!);
     // Frozen and unused parameters do not change: the body reads the outer input directly.
     else invariant.set(tensor, outerParam.get(spec.name)!);
   }

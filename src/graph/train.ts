@@ -10,12 +10,13 @@
  */
 import { gradients } from './autodiff.js';
 import type { DType } from './dtype.js';
-import { Graph, GraphError, type ParamSpec, type Tensor } from './graph.js';
+import { Graph, GraphError, type NodeRecord, type ParamSpec, type Tensor } from './graph.js';
 import {
   addOptimizer,
   resolveOptimizerConfig,
   GRAD_NORM_OUTPUT,
   LR_OUTPUT,
+  nextName,
   type OptimizerBuild,
   type OptimizerConfig,
   STEP_INPUT,
@@ -45,11 +46,39 @@ export interface BuildContext {
   step: Tensor | null;
 }
 
-export type TrainBuild = (
-  g: Graph,
-  inputs: Record<string, Tensor>,
-  ctx: BuildContext,
-) => { loss: Tensor; metrics?: Record<string, Tensor> };
+/**
+ * A weighted mean written as its two sums over the rows (or cells) of one micro-batch:
+ * the batch's value is sum over chunks of `sum` / sum over chunks of `count`. A loss
+ * with class weights or ignored labels (sum(w * loss) / sum(w)), or a mean over valid
+ * cells only, is not the mean of its per-chunk means; given as a term, the Trainer
+ * combines the chunks into the full batch's value, loss and gradients alike.
+ * `count` is treated as a constant (it must depend on labels and masks only, not on
+ * parameters); a batch whose counts sum to 0 gives 0 for the term, as the losses do.
+ */
+export interface LossTerm {
+  sum: Tensor;
+  count: Tensor;
+  /** Factor of the term in the total loss (default 1). */
+  weight?: number;
+}
+
+/** A metric: a per-chunk value (chunks averaged with equal weight) or a ratio combined over the batch. */
+export type MetricValue = Tensor | { sum: Tensor; count: Tensor };
+
+/**
+ * What a build function returns. The step's loss is `loss` (a per-chunk scalar; with
+ * micro-batches the chunks' values are averaged with equal weight, which is the full
+ * batch's value for plain means over equal chunks) plus the sum of `terms` (each
+ * `weight * batch sum / batch count`, exact over micro-batches). Each term's own value
+ * comes back as metric `<name>`. At least one of `loss` and `terms` is needed.
+ */
+export interface TrainBuildResult {
+  loss?: Tensor;
+  terms?: Record<string, LossTerm>;
+  metrics?: Record<string, MetricValue>;
+}
+
+export type TrainBuild = (g: Graph, inputs: Record<string, Tensor>, ctx: BuildContext) => TrainBuildResult;
 
 export interface TrainingGraphOptions {
   inputs: Record<string, InputDecl>;
@@ -78,6 +107,8 @@ export interface TrainingGraph {
   unused: string[];
   metricNames: string[];
   microBatches: number;
+  /** Buffers a training step updates (BatchNorm's running statistics): output -> parameter. */
+  bufferWrites: StateWrite[];
 }
 
 export const LOSS_OUTPUT = 'loss';
@@ -160,41 +191,64 @@ export function buildTrainingStep(
 
   // The step input comes first: build functions may derive random seeds from it.
   const step = g.input(STEP_INPUT, g.floatType, []);
-  // Build chunk 0 first, then differentiate it at once so ORT can free its activations early.
   let trained: { spec: ParamSpec; tensor: Tensor }[] = [];
-  const losses: Tensor[] = [];
-  const metrics: Record<string, Tensor[]> = {};
+  const outs: Chunk[] = [];
   const grads: (Tensor | null)[][] = [];
-  let metricNames: string[] = [];
+  let names0: { metrics: string[]; terms: string[] } = { metrics: [], terms: [] };
+  const prefix = g.nodes.length;
+  const ranges: [number, number][] = [];
   for (let i = 0; i < M; i++) {
     const ctx: BuildContext = { training: true, chunk: i, chunks: M, step };
     const run = () => opts.build(g, chunks[i], ctx);
-    const out = i === 0 ? run() : g.reusing(run);
-    if (!out || !out.loss) throw new Error('Trainer: the build function must return { loss }');
-    const loss = scalarOf('the loss', out.loss);
-    if (loss.dtype !== g.floatType)
-      throw new Error(`Trainer: loss is ${loss.dtype}, graph float type is ${g.floatType}`);
-    const ms = out.metrics ?? {};
+    const start = g.nodes.length;
+    const out = checkChunk(g, i === 0 ? run() : g.reusing(run), i, i === 0 ? null : names0);
+    ranges.push([start, g.nodes.length]);
     if (i === 0) {
-      metricNames = Object.keys(ms);
+      names0 = { metrics: Object.keys(out.metrics), terms: Object.keys(out.terms) };
       trained = [...g.params.values()].filter(
         (p) => p.spec.trainable && (opts.trainable?.(p.spec.name) ?? true),
       );
-    } else if (Object.keys(ms).join() !== metricNames.join()) {
-      throw new Error(
-        `Trainer: micro-batch ${i} returned metrics [${Object.keys(ms)}], the first [${metricNames}]`,
-      );
     }
-    losses.push(loss);
-    for (const k of metricNames) (metrics[k] ??= []).push(scalarOf(`metric '${k}'`, ms[k]).cast(g.floatType));
-    grads.push(
-      gradients(
-        loss,
-        trained.map((p) => p.tensor),
-      ),
-    );
+    outs.push(out);
+    // Plain losses: differentiate each chunk at once, so that ORT can free its activations early.
+    if (names0.terms.length === 0)
+      grads.push(
+        gradients(
+          out.loss!,
+          trained.map((p) => p.tensor),
+        ),
+      );
   }
   if (g.params.size === 0) throw new Error('Trainer: the model has no parameters');
+
+  // Terms: each chunk's share of the batch loss needs the batch counts, so the chunks are
+  // differentiated after all are built, then the nodes are put back in chunk order
+  // (forward 1, backward 1, forward 2, ...), the counts of later chunks hoisted forward.
+  const totals = combine(outs, names0.terms);
+  if (names0.terms.length > 0) {
+    const back: [number, number][] = [];
+    for (const out of outs) {
+      const start = g.nodes.length;
+      let surrogate: Tensor | null = out.loss ? (M > 1 ? ops.mul(out.loss, 1 / M) : out.loss) : null;
+      for (const k of names0.terms) {
+        const t = out.terms[k];
+        const part = ops.mul(t.sum, ops.mul(totals.inverse[k], t.weight ?? 1));
+        surrogate = surrogate ? ops.add(surrogate, part) : part;
+      }
+      grads.push(
+        gradients(
+          surrogate!,
+          trained.map((p) => p.tensor),
+        ),
+      );
+      back.push([start, g.nodes.length]);
+    }
+    if (M > 1)
+      reorderNodes(g, [
+        [0, prefix],
+        ...ranges.flatMap((r, i) => [r, back[i]]),
+      ]);
+  }
 
   const entries = [];
   const unused: string[] = [];
@@ -206,14 +260,16 @@ export function buildTrainingStep(
     }
     let sum = parts[0];
     for (let j = 1; j < parts.length; j++) sum = ops.add(sum, parts[j]);
-    if (M > 1) sum = ops.mul(sum, 1 / M);
+    // Terms carry their batch normalisation in the surrogate; plain losses are chunk means.
+    if (M > 1 && names0.terms.length === 0) sum = ops.mul(sum, 1 / M);
     entries.push({ spec: trained[k].spec, tensor: trained[k].tensor, grad: sum });
   }
   if (entries.length === 0)
     throw new Error('Trainer: no trainable parameter reaches the loss (all frozen or unused)');
-  g.output(LOSS_OUTPUT, meanOf(losses));
-  for (const k of metricNames) g.output(metricOutput(k), meanOf(metrics[k]));
+  g.output(LOSS_OUTPUT, totals.loss);
+  for (const [k, t] of Object.entries(totals.metrics)) g.output(metricOutput(k), t);
   const optimizer = addOptimizer(g, entries, opts.optimizer);
+  const bufferWrites = outputBufferUpdates(g);
   const trainedNames = new Set(entries.map((e) => e.spec.name));
   return {
     optimizer,
@@ -222,9 +278,165 @@ export function buildTrainingStep(
       .map((p) => p.spec.name)
       .filter((n) => !trainedNames.has(n) && !unused.includes(n)),
     unused,
-    metricNames,
+    metricNames: Object.keys(totals.metrics),
     microBatches: M,
+    bufferWrites,
   };
+}
+
+/** One micro-batch's build result, checked: scalars in the graph's float type. */
+interface Chunk {
+  loss: Tensor | null;
+  terms: Record<string, LossTerm>;
+  metrics: Record<string, { sum: Tensor; count: Tensor | null }>;
+}
+
+function checkChunk(
+  g: Graph,
+  out: TrainBuildResult | undefined,
+  i: number,
+  first: { metrics: string[]; terms: string[] } | null,
+): Chunk {
+  if (!out || (!out.loss && !out.terms))
+    throw new Error('Trainer: the build function must return { loss } or { terms } (or both)');
+  const ft = g.floatType;
+  const float = (what: string, t: Tensor): Tensor => {
+    const s = scalarOf(what, t);
+    if (s.dtype !== ft) throw new Error(`Trainer: ${what} is ${s.dtype}, graph float type is ${ft}`);
+    return s;
+  };
+  const loss = out.loss ? float('the loss', out.loss) : null;
+  const terms: Record<string, LossTerm> = {};
+  for (const [k, t] of Object.entries(out.terms ?? {})) {
+    if (!t || !t.sum || !t.count) throw new Error(`Trainer: loss term '${k}' needs { sum, count }`);
+    if (t.weight !== undefined && !Number.isFinite(t.weight))
+      throw new Error(`Trainer: loss term '${k}' has weight ${t.weight}`);
+    terms[k] = {
+      sum: float(`the sum of loss term '${k}'`, t.sum),
+      count: ops.stopGradient(scalarOf(`the count of loss term '${k}'`, t.count).cast(ft)),
+      weight: t.weight,
+    };
+  }
+  const metrics: Chunk['metrics'] = {};
+  for (const [k, m] of Object.entries(out.metrics ?? {})) {
+    if (k in terms) throw new Error(`Trainer: '${k}' is both a loss term and a metric`);
+    metrics[k] =
+      'graph' in m
+        ? { sum: scalarOf(`metric '${k}'`, m).cast(ft), count: null }
+        : {
+            sum: scalarOf(`the sum of metric '${k}'`, m.sum).cast(ft),
+            count: scalarOf(`the count of metric '${k}'`, m.count).cast(ft),
+          };
+  }
+  if (first) {
+    if (Object.keys(metrics).join() !== first.metrics.join())
+      throw new Error(
+        `Trainer: micro-batch ${i} returned metrics [${Object.keys(metrics)}], the first [${first.metrics}]`,
+      );
+    if (Object.keys(terms).join() !== first.terms.join())
+      throw new Error(
+        `Trainer: micro-batch ${i} returned loss terms [${Object.keys(terms)}], the first [${first.terms}]`,
+      );
+  }
+  return { loss, terms, metrics };
+}
+
+const sumOf = (ts: Tensor[]): Tensor => ts.reduce((a, b) => ops.add(a, b));
+/** A batch ratio: 0 where the count is 0 (the losses' convention). */
+const inverseCount = (count: Tensor): Tensor => ops.reciprocal(ops.maximum(count, 1e-12));
+
+/** The batch's loss, each term's 1 / batch count, and the batch's metrics, from the chunks. */
+function combine(
+  outs: Chunk[],
+  termNames: string[],
+): { loss: Tensor; inverse: Record<string, Tensor>; metrics: Record<string, Tensor> } {
+  const inverse: Record<string, Tensor> = {};
+  const metrics: Record<string, Tensor> = {};
+  const losses = outs.map((o) => o.loss).filter((t): t is Tensor => t !== null);
+  let loss: Tensor | null = losses.length ? meanOf(losses) : null;
+  for (const k of termNames) {
+    inverse[k] = inverseCount(sumOf(outs.map((o) => o.terms[k].count)));
+    const value = ops.mul(sumOf(outs.map((o) => o.terms[k].sum)), inverse[k]);
+    metrics[k] = value;
+    const w = outs[0].terms[k].weight ?? 1;
+    const part = w === 1 ? value : ops.mul(value, w);
+    loss = loss ? ops.add(loss, part) : part;
+  }
+  for (const k of Object.keys(outs[0].metrics)) {
+    const parts = outs.map((o) => o.metrics[k]);
+    metrics[k] =
+      parts[0].count === null
+        ? meanOf(parts.map((p) => p.sum))
+        : ops.mul(sumOf(parts.map((p) => p.sum)), inverseCount(sumOf(parts.map((p) => p.count!))));
+  }
+  return { loss: loss!, inverse, metrics };
+}
+
+/**
+ * Outputs `<name>.next` for every buffer the step updated (BatchNorm's running
+ * statistics, `Graph.updateBuffer`) and returns where each goes.
+ */
+function outputBufferUpdates(g: Graph): StateWrite[] {
+  const writes: StateWrite[] = [];
+  for (const [name, value] of g.bufferUpdates) {
+    const out = nextName(name);
+    g.output(out, value);
+    writes.push({ output: out, store: 'params', name });
+  }
+  return writes;
+}
+
+/**
+ * Reorders g's nodes: the given index ranges first, in that order, then the rest; a
+ * node whose inputs are not yet made pulls their producers forward. The result is
+ * still a topological order (ONNX's rule) if the original was.
+ */
+function reorderNodes(g: Graph, ranges: [number, number][]): void {
+  const nodes = g.nodes.slice();
+  const producer = new Map<Tensor, NodeRecord>();
+  for (const n of nodes) for (const o of n.outputs) producer.set(o, n);
+  const reads = (n: NodeRecord): (Tensor | null)[] => {
+    const rs = [...n.inputs];
+    // Values of g read inside subgraphs (a Loop or If body) count as inputs of the node.
+    const walk = (sub: Graph) => {
+      for (const m of sub.nodes) {
+        rs.push(...m.inputs);
+        for (const a of Object.values(m.attrs)) if (a instanceof Graph) walk(a);
+      }
+    };
+    for (const a of Object.values(n.attrs)) if (a instanceof Graph) walk(a);
+    return rs;
+  };
+  const done = new Set<NodeRecord>();
+  const order: NodeRecord[] = [];
+  const visit = (root: NodeRecord) => {
+    if (done.has(root)) return;
+    // Iterative depth-first: a producer is emitted before its consumers.
+    const stack: { n: NodeRecord; deps: NodeRecord[] }[] = [];
+    const open = (n: NodeRecord) => {
+      done.add(n);
+      const deps: NodeRecord[] = [];
+      for (const t of reads(n)) {
+        const p = t && producer.get(t);
+        if (p && !done.has(p)) deps.push(p);
+      }
+      stack.push({ n, deps: deps.reverse() });
+    };
+    open(root);
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      const next = top.deps.pop();
+      if (next) {
+        if (!done.has(next)) open(next);
+      } else {
+        order.push(top.n);
+        stack.pop();
+      }
+    }
+  };
+  for (const [a, b] of ranges) for (let i = a; i < b; i++) visit(nodes[i]);
+  for (const n of nodes) visit(n);
+  g.nodes.splice(0, g.nodes.length, ...order);
 }
 
 /**
@@ -381,6 +593,11 @@ export class Trainer {
     return this.backend.optimizerState;
   }
 
+  /** Where a step's outputs go: new weights and optimiser state, updated buffers (BatchNorm statistics). */
+  get writes(): StateWrite[] {
+    return [...this.built.optimizer.writes, ...this.built.bufferWrites];
+  }
+
   /** K: the most updates one run takes (see TrainerOptions.stepsPerRun). */
   get stepsPerRun(): number {
     return this.options.stepsPerRun ?? 1;
@@ -429,7 +646,7 @@ export class Trainer {
     const out = await this.backend.runStep(
       this.compiled,
       { ...batch, [STEP_INPUT]: this.stepFeed() },
-      this.built.optimizer.writes,
+      this.writes,
     );
     this.state.step += 1;
     return this.result(out, 0);
@@ -452,7 +669,7 @@ export class Trainer {
     const out = await this.backend.runStep(
       this.compiled,
       { ...stacked, [STEP_INPUT]: this.stepFeed() },
-      this.built.optimizer.writes,
+      this.writes,
     );
     this.state.step += batches.length;
     return batches.map((_, i) => this.result(out, i));
@@ -472,10 +689,16 @@ export class Trainer {
         ortContribOps: this.graph.ortContribOps,
       });
       const inputs = declareInputs(g, this.options.inputs);
-      const out = this.options.build(g, inputs, { training: false, chunk: 0, chunks: 1, step: null });
-      g.output(LOSS_OUTPUT, scalarOf('the loss', out.loss));
-      for (const [k, t] of Object.entries(out.metrics ?? {}))
-        g.output(metricOutput(k), scalarOf(`metric '${k}'`, t).cast(g.floatType));
+      const out = checkChunk(
+        g,
+        this.options.build(g, inputs, { training: false, chunk: 0, chunks: 1, step: null }),
+        0,
+        null,
+      );
+      checkInferenceGraph(g, 'Trainer.evaluate');
+      const totals = combine([out], Object.keys(out.terms));
+      g.output(LOSS_OUTPUT, totals.loss);
+      for (const [k, t] of Object.entries(totals.metrics)) g.output(metricOutput(k), t);
       return CompiledGraph.create(g, this.options.runtime);
     })();
     const run = await this.evalRun;
@@ -548,6 +771,24 @@ export class Trainer {
   }
 }
 
+/**
+ * Evaluation and Predictor graphs must be deterministic functions of their inputs:
+ * refuses one built in training mode or holding nodes flagged training-only (dropout
+ * masks, BatchNorm batch statistics), naming them.
+ */
+export function checkInferenceGraph(g: Graph, what: string): void {
+  const bad = ops.trainingOnlyNodes(g);
+  if (g.training || bad.length || g.bufferUpdates.size)
+    throw new GraphError(
+      `${what}: the graph was built in training mode (${[
+        ...(g.training ? ['graph.training is true'] : []),
+        ...bad.slice(0, 5),
+        ...(bad.length > 5 ? [`... ${bad.length - 5} more`] : []),
+        ...(g.bufferUpdates.size ? [`updates of ${[...g.bufferUpdates.keys()].join(', ')}`] : []),
+      ].join('; ')}): build inference layers from the graph's training flag (ctx.training), not a fixed one`,
+    );
+}
+
 function declareInputs(g: Graph, decls: Record<string, InputDecl>): Record<string, Tensor> {
   return Object.fromEntries(Object.entries(decls).map(([n, d]) => [n, g.input(n, d.dtype, d.shape)]));
 }
@@ -586,6 +827,7 @@ export class Predictor {
     const inputs = declareInputs(g, opts.inputs);
     const outs = opts.build(g, inputs, { training: false, chunk: 0, chunks: 1, step: null });
     if (Object.keys(outs).length === 0) throw new Error('Predictor: the build function returned no outputs');
+    checkInferenceGraph(g, 'Predictor');
     for (const [k, t] of Object.entries(outs)) g.output(k, t);
     return g;
   }

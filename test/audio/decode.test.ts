@@ -246,3 +246,56 @@ test('truncated and corrupt FLAC', async (t) => {
   writeFileSync(head, flac.subarray(0, 30));
   await rejects(head, /truncated FLAC: file has 30 bytes, headers need 42/);
 });
+
+test('NaN and infinite float samples are refused, naming the file and the position in the file', async (t) => {
+  const dir = tempDir(t);
+  for (const [format, bad, shown] of [
+    ['float32', NaN, 'NaN'],
+    ['float32', -Infinity, '-Infinity'],
+    ['float64', 1e300, "1e+300, beyond float32's range"],
+  ] as const) {
+    const left = sine(48000, 440, 48000, 0.5);
+    const right = sine(48000, 440, 48000, 0.5);
+    right[30123] = bad;
+    const path = join(dir, `bad-${format}-${String(bad)}.wav`);
+    // encodeWav writes float64 from the float32 array: put the float64 value in by hand.
+    const bytes = encodeWav([left, right], 48000, format);
+    if (format === 'float64') new DataView(bytes.buffer).setFloat64(44 + (30123 * 2 + 1) * 8, bad, true);
+    writeFileSync(path, bytes);
+    const bps = format === 'float32' ? 4 : 8;
+    await assert.rejects(
+      decodeAudioFile(path),
+      (err: Error) => {
+        assert.equal(
+          err.message,
+          `${path}: sample 30123 of 48000 (channel 1 of 2), at 0.628 s, byte ${44 + (30123 * 2 + 1) * bps} ` +
+            `is ${shown}; NaN and infinite samples are refused`,
+        );
+        return true;
+      },
+      `${format} ${bad}`,
+    );
+  }
+});
+
+test('float samples far outside [-1, 1] decode with a warning naming the file, count and largest', async (t) => {
+  const dir = tempDir(t);
+  const x = sine(16000, 440, 16000, 0.5);
+  x[100] = 1e30;
+  x[200] = -7;
+  x[300] = 3.9; // within the +12 dBFS headroom: no warning for it
+  const path = join(dir, 'loud.wav');
+  writeFileSync(path, encodeWav([x], 16000, 'float32'));
+  const d = await decodeAudioFile(path);
+  assert.equal(d.channels[0]![100], Math.fround(1e30));
+  assert.equal(d.warnings?.length, 1);
+  assert.match(
+    d.warnings![0]!,
+    new RegExp(
+      `^${path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: 2 float sample\\(s\\) outside \\[-4, 4\\] \\(largest \\|x\\| 1\\.000e\\+30 at sample 100 of 16000, at 0\\.006 s, byte 444\\)`,
+    ),
+  );
+  // Integer formats and quiet float files carry no warnings.
+  writeFileSync(path, encodeWav([sine(1600, 440, 16000, 0.5)], 16000, 'float32'));
+  assert.equal((await decodeAudioFile(path)).warnings, undefined);
+});

@@ -40,6 +40,24 @@ test('loadAudio errors name the file', async (t) => {
   await assert.rejects(loadAudio(path), { message: `${path}: file not found` });
 });
 
+test('loadAudio: a NaN in a 48 kHz file is named by its position in the file, not after resampling', async (t) => {
+  const dir = tempDir(t);
+  const x = sine(48000, 440, 48000, 0.5);
+  x[45000] = NaN;
+  const path = join(dir, 'nan48k.wav');
+  writeFileSync(path, encodeWav([x], 48000, 'float32'));
+  await assert.rejects(loadAudio(path), {
+    message: `${path}: sample 45000 of 48000, at 0.938 s, byte ${44 + 45000 * 4} is NaN; NaN and infinite samples are refused`,
+  });
+  x[45000] = 1e30;
+  writeFileSync(path, encodeWav([x], 48000, 'float32'));
+  const warnings: string[] = [];
+  const y = await loadAudio(path, { onWarning: (m) => warnings.push(m) });
+  assert.equal(y.length, 16000);
+  assert.equal(warnings.length, 1);
+  assert.ok(warnings[0]!.startsWith(`${path}: 1 float sample(s) outside [-4, 4]`), warnings[0]);
+});
+
 test('mixToMono checks its input', () => {
   assert.throws(() => mixToMono([]), /no channels/);
   assert.throws(() => mixToMono([new Float32Array(3), new Float32Array(4)]), /differ in length \(3 vs 4\)/);

@@ -14,6 +14,7 @@ import {
   type Features,
   type WindowType,
 } from '../../src/audio/logmel.js';
+import { Rng } from '../../src/util/random.js';
 import { lcgNoise, sine } from './helpers.js';
 
 // ---------------------------------------------------------------------------------------
@@ -323,9 +324,10 @@ function column(f: Features, b: number): number[] {
   return Array.from({ length: f.frames }, (_, t) => f.data[t * f.bins + b]!);
 }
 
-test('cmvn: each bin gets mean 0 and std 1 (population, eps 1e-5 inside the sqrt)', () => {
+test('cmvn: each bin gets mean 0 and std 1 (population std, floored at stdFloor)', () => {
   const f = logMel(lcgNoise(16000, 0.3, 21));
-  const g = cmvn(f);
+  // Stationary noise has per-bin stds of 0.2-1.3 nats: below the default floor. 1e-3 tests the formula.
+  const g = cmvn(f, { stdFloor: 1e-3 });
   assert.equal(g.frames, f.frames);
   for (let b = 0; b < g.bins; b++) {
     const c = column(g, b);
@@ -335,8 +337,8 @@ test('cmvn: each bin gets mean 0 and std 1 (population, eps 1e-5 inside the sqrt
     assert.ok(Math.abs(sd - 1) < 1e-3, `bin ${b} std ${sd}`);
   }
   // Hand-checked 3 x 2: column 0 = [1, 2, 3] (mean 2, var 2/3), column 1 constant.
-  const h = cmvn({ data: Float32Array.of(1, 5, 2, 5, 3, 5), frames: 3, bins: 2 });
-  const s = Math.sqrt(2 / 3 + 1e-5);
+  const h = cmvn({ data: Float32Array.of(1, 5, 2, 5, 3, 5), frames: 3, bins: 2 }, { stdFloor: 0.5 });
+  const s = Math.sqrt(2 / 3);
   const want = [-1 / s, 0, 0, 0, 1 / s, 0];
   want.forEach((w, i) => assert.ok(Math.abs(h.data[i]! - w) < 1e-6, `cell ${i}: ${h.data[i]} vs ${w}`));
   assert.equal(cmvn({ data: new Float32Array(0), frames: 0, bins: 80 }).frames, 0);
@@ -344,6 +346,54 @@ test('cmvn: each bin gets mean 0 and std 1 (population, eps 1e-5 inside the sqrt
     () => cmvn({ data: new Float32Array(5), frames: 2, bins: 3 }),
     /data has 5 values, frames x bins = 2 x 3/,
   );
+  // Below the floor the floor divides: std 0.816 < 1 (the default).
+  const k = cmvn({ data: Float32Array.of(1, 5, 2, 5, 3, 5), frames: 3, bins: 2 });
+  assert.deepEqual(Array.from(k.data), [-1, 0, 0, 0, 1, 0]);
+  assert.throws(() => cmvn(f, { stdFloor: 0 }), /stdFloor must be a finite number > 0, got 0/);
+});
+
+function maxAbs(f: Features): number {
+  let m = 0;
+  for (const v of f.data) m = Math.max(m, Math.abs(v));
+  return m;
+}
+
+test('cmvn stays bounded on dithered silence: |z| <= (max - min) / stdFloor, not sqrt(frames)', () => {
+  // 20 s of dither-level noise (std 1e-5): most low bins sit at the log floor, now and then above.
+  const rng = new Rng(3);
+  const x = new Float32Array(16000 * 20);
+  for (let i = 0; i < x.length; i++) x[i] = 1e-5 * rng.normal();
+  const f = logMel(x);
+  const unfloored = maxAbs(cmvn(f, { stdFloor: Math.sqrt(1e-5) })); // the old eps: 1e-5 on the variance
+  assert.ok(unfloored > 30, `without a floor the outliers reach ${unfloored}`);
+  const z = cmvn(f);
+  for (let b = 0; b < f.bins; b++) {
+    const c = column(f, b);
+    const range = Math.max(...c) - Math.min(...c);
+    for (const v of column(z, b)) assert.ok(Math.abs(v) <= range + 1e-4, `bin ${b}: ${v} > ${range}`);
+  }
+  assert.ok(maxAbs(z) < 8, `max |z| ${maxAbs(z)}`);
+});
+
+test("cmvn stays bounded on a pure tone's empty bin (at the floor in all frames but one)", () => {
+  // 200 frames x 2 bins: bin 0 is the tone (constant), bin 1 sits at log(eps) except in frame 100.
+  const floor = Math.log(FLOAT_EPSILON);
+  const frames = 200;
+  const data = new Float32Array(frames * 2);
+  for (let t = 0; t < frames; t++) {
+    data[2 * t] = 3.5;
+    data[2 * t + 1] = t === 100 ? -5 : floor;
+  }
+  const old = cmvn({ data, frames, bins: 2 }, { stdFloor: Math.sqrt(1e-5) });
+  assert.ok(Math.abs(old.data[201]! - Math.sqrt(frames - 1)) < 1e-3, `sqrt(N - 1) = 14.1: ${old.data[201]}`);
+  const z = cmvn({ data, frames, bins: 2 });
+  const d = -5 - floor; // 10.94 nats
+  // The outlier is (d - d / N) / max(std, 1): bounded by d / stdFloor, for any number of frames.
+  assert.ok(Math.abs(z.data[201]! - (d - d / frames)) < 1e-4, `outlier ${z.data[201]}`);
+  assert.ok(maxAbs(z) <= d, `max |z| ${maxAbs(z)}`);
+  assert.equal(z.data[0], 0, 'the constant bin is 0');
+  const z2 = cmvn({ data, frames, bins: 2 }, { stdFloor: 4 });
+  assert.ok(maxAbs(z2) <= d / 4 + 1e-6, `stdFloor 4: ${maxAbs(z2)}`);
 });
 
 test('specAugment: reproducible by seed, differs across seeds, masks within bounds', () => {
@@ -394,4 +444,21 @@ test('specAugment: time masks capped at 20% of short utterances; mean fill; opti
   assert.deepEqual(none.data, f.data);
   assert.throws(() => specAugment(f, { timeMasks: -1 }), /timeMasks must be a non-negative integer/);
   assert.throws(() => specAugment(f, { fill: 'noise' as 'zero' }), /fill must be 'zero' or 'mean'/);
+});
+
+test('128 bins at 16 kHz, 25 ms: refused by default; allowEmptyFilters matches torchaudio kaldi.fbank', () => {
+  // Written by tools/fbank_reference.py with torchaudio 0.13.1.
+  const ref = JSON.parse(
+    readFileSync(new URL('./fixtures/torchaudio-fbank128.json', import.meta.url), 'utf8'),
+  ) as { signal: { n: number; amp: number; seed: number }; emptyBins: number[]; frames: number; data: number[] };
+  const x = lcgNoise(ref.signal.n, ref.signal.amp, ref.signal.seed);
+  assert.throws(() => logMel(x, { numBins: 128 }), /mel bin 3 of 128 covers no FFT bin .* allowEmptyFilters/);
+  const f = logMel(x, { numBins: 128, allowEmptyFilters: true });
+  assert.equal(f.frames, ref.frames);
+  assert.equal(f.bins, 128);
+  assert.deepEqual(ref.emptyBins, [3]);
+  let maxErr = 0;
+  for (let i = 0; i < f.data.length; i++) maxErr = Math.max(maxErr, Math.abs(f.data[i]! - ref.data[i]!));
+  assert.ok(maxErr < 1e-4, `max |lemer - torchaudio| ${maxErr}`);
+  for (let t = 0; t < f.frames; t++) assert.equal(f.data[t * 128 + 3], Math.fround(Math.log(FLOAT_EPSILON)));
 });

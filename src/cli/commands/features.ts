@@ -65,19 +65,20 @@ async function logmelCommand(file: string, cmd: Command, io: CliIo): Promise<voi
   const lm = ctx.config.speech.logMel;
   const numBins = opts.bins ?? lm.numBins;
   const normalize = opts.cmvn === false ? 'none' : lm.normalize;
-  const audio = await loadAudio(file, { sampleRate });
+  const audio = await loadAudio(file, { sampleRate, onWarning: (m) => ctx.log.warn(m) });
   const raw = logMel(audio, {
     sampleRate,
     numBins,
     frameLengthMs: lm.frameLengthMs,
     frameShiftMs: lm.frameShiftMs,
+    allowEmptyFilters: lm.allowEmptyFilters,
   });
   if (raw.frames === 0)
     throw new Error(
       `${file}: too short for one ${lm.frameLengthMs} ms frame (${audio.length} samples at ${sampleRate} Hz)`,
     );
   const rawStats = featureStats(raw);
-  const normStats = normalize === 'utterance' ? featureStats(cmvn(raw)) : null;
+  const normStats = normalize === 'utterance' ? featureStats(cmvn(raw, { stdFloor: lm.stdFloor })) : null;
   const result = {
     file,
     sampleRate,

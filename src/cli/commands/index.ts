@@ -10,6 +10,8 @@ import { registerCorpus } from './corpus.js';
 import { registerDemo } from './demo.js';
 import { registerFeatures } from './features.js';
 import { registerGraph } from './graph-export.js';
+import { registerTrain } from './train.js';
+import { registerCv } from './cv.js';
 
 export interface CliCommand {
   /** The top-level command name, as typed after `lemer`. */
@@ -24,4 +26,6 @@ export const COMMANDS: CliCommand[] = [
   { name: 'features', register: registerFeatures },
   { name: 'config', register: registerConfig },
   { name: 'graph', register: registerGraph },
+  { name: 'train', register: registerTrain },
+  { name: 'cv', register: registerCv },
 ];

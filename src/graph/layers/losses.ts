@@ -19,12 +19,13 @@ import {
   neg,
   not,
   rangeAlong,
+  stopGradient,
   reduceMean,
   reduceSum,
   sub,
   unsqueeze,
 } from '../ops/index.js';
-import { requireFloat } from '../ops/util.js';
+import { node1, requireFloat } from '../ops/util.js';
 import { dimsMatch, floatMask } from './pooling.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
@@ -100,6 +101,54 @@ function reduceRows(perRow: Tensor, w: Tensor | null, reduction: Reduction): Ten
 }
 
 /**
+ * A weighted mean as its two sums, sum(w * loss) and sum(w): the form the Trainer's loss
+ * terms take (train.ts `LossTerm`), so that micro-batches combine into the full batch's
+ * weighted mean instead of a mean of per-chunk means.
+ */
+export interface SumCount {
+  sum: Tensor;
+  count: Tensor;
+}
+
+function sumCount(perRow: Tensor, w: Tensor | null): SumCount {
+  const all = Array.from({ length: perRow.rank }, (_, i) => i);
+  const total = (t: Tensor) => (all.length ? reduceSum(t, all) : t);
+  if (w) return { sum: total(mul(perRow, w)), count: stopGradient(total(w)) };
+  const n = perRow.shape.every((d) => typeof d === 'number')
+    ? perRow.graph.scalar(perRow.shape.reduce<number>((a, d) => a * (d as number), 1), perRow.dtype)
+    : cast(node1(perRow.graph, 'Size', [perRow], 'int64', []), perRow.dtype);
+  return { sum: total(perRow), count: n };
+}
+
+/** `crossEntropy` as { sum, count } (weights and ignored labels included) for a Trainer loss term. */
+export function crossEntropyTerm(logits: Tensor, labels: Tensor, opts: CrossEntropyOptions = {}): SumCount {
+  const lab = checkLabels('crossEntropy', logits, labels);
+  const w = rowWeights('crossEntropy', lab, logits.dtype, opts);
+  return sumCount(crossEntropy(logits, labels, { ...opts, weights: undefined, ignoreIndex: undefined, reduction: 'none' }), w);
+}
+
+/** `crossEntropyFromProbs` as { sum, count } for a Trainer loss term. */
+export function crossEntropyFromProbsTerm(
+  probs: Tensor,
+  labels: Tensor,
+  opts: ClassificationLossOptions & { eps?: number } = {},
+): SumCount {
+  const lab = checkLabels('crossEntropyFromProbs', probs, labels);
+  const w = rowWeights('crossEntropyFromProbs', lab, probs.dtype, opts);
+  return sumCount(
+    crossEntropyFromProbs(probs, labels, { ...opts, weights: undefined, ignoreIndex: undefined, reduction: 'none' }),
+    w,
+  );
+}
+
+/** `accuracy` as { sum, count } (a ratio metric combined over micro-batches). */
+export function accuracyTerm(logits: Tensor, labels: Tensor, opts: ClassificationLossOptions = {}): SumCount {
+  const lab = checkLabels('accuracy', logits, labels);
+  const correct = cast(equal(argmax(logits, -1), lab), logits.dtype);
+  return sumCount(correct, rowWeights('accuracy', lab, logits.dtype, opts));
+}
+
+/**
  * Cross-entropy of logits [..., C] against int64 labels [...], from LogSoftmax (stable
  * for any logit scale) and a one-hot product (its gradient is softmax - target).
  */
@@ -166,6 +215,24 @@ export function maskedMse(
   if ((opts.reduction ?? 'mean') === 'sum') return total;
   const count = reduceSum(expand(m, a), all);
   return div(total, maximum(count, 1e-12));
+}
+
+/** `maskedMse` as { sum, count } (count = valid cells) for a Trainer loss term. */
+export function maskedMseTerm(a: Tensor, b: Tensor, mask: Tensor): SumCount {
+  const sum = maskedMse(a, b, mask, { reduction: 'sum' });
+  const m = floatMask(mask, a.dtype);
+  const all = Array.from({ length: a.rank }, (_, i) => i);
+  // Cells per mask cell along the dims the mask broadcasts over (known from a's static shape).
+  let count = reduceSum(m, all);
+  for (let i = 0; i < a.rank; i++)
+    if (mask.shape[i] === 1 && a.shape[i] !== 1) {
+      const d = a.shape[i];
+      count =
+        typeof d === 'number'
+          ? mul(count, d)
+          : mul(count, cast(node1(a.graph, 'Gather', [node1(a.graph, 'Shape', [a], 'int64', [a.rank]), a.graph.scalar(i, 'int64')], 'int64', [], { axis: 0 }), a.dtype));
+    }
+  return { sum, count: stopGradient(count) };
 }
 
 /**

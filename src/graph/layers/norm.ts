@@ -8,6 +8,7 @@ import { layerNorm } from '../ops/norm.js';
 import { instanceNorm } from '../ops/conv.js';
 import { reduceMean } from '../ops/reduce.js';
 import { reshape, squeeze } from '../ops/shape.js';
+import { markTrainingOnly, stopGradient } from '../ops/random.js';
 import { node1, shapeOf } from '../ops/util.js';
 
 /** torch.nn.LayerNorm over the last axis: params `<name>.weight` (ones) and `<name>.bias` (zeros). */
@@ -127,6 +128,12 @@ export interface BatchNormOptions {
   affine?: boolean;
   /** Batch statistics (true) or running statistics (false); default: the graph's training flag. */
   training?: boolean;
+  /**
+   * Declare torch's `<name>.num_batches_tracked` buffer (int64 scalar; +1 per training
+   * forward) so that checkpoints carry it as PyTorch writes them. It counts only: the
+   * momentum is fixed (torch's `momentum=None` cumulative average is not built). Default false.
+   */
+  trackBatches?: boolean;
 }
 
 export interface BatchNormResult {
@@ -136,32 +143,37 @@ export interface BatchNormResult {
   runningVar: Tensor | null;
 }
 
-const updates = new WeakMap<Graph, Map<string, Tensor>>();
-
 /**
  * New values of non-trainable buffers computed in a training graph (BatchNorm's
- * running statistics), keyed by full parameter name: make them graph outputs and
- * write them back after each step.
+ * running statistics and batch counter), keyed by full parameter name: see
+ * `Graph.updateBuffer`. The Trainer writes them back after each step.
  */
 export function bufferUpdates(g: Graph): Map<string, Tensor> {
-  return updates.get(g) ?? new Map();
+  return g.bufferUpdates;
 }
 
 /**
  * torch.nn.BatchNorm1d over x [N, C, T] or [N, C]. Params `<name>.weight` (ones),
  * `<name>.bias` (zeros), and the non-trainable buffers `<name>.running_mean` (zeros)
- * and `<name>.running_var` (ones) (a checkpoint's `num_batches_tracked` is not used).
+ * and `<name>.running_var` (ones), plus `<name>.num_batches_tracked` with `trackBatches`.
  *
  * Eval form: (x - running_mean) / sqrt(running_var + eps) * weight + bias, folded into
  * one per-channel scale and shift. Training form: normalised with the batch's mean and
  * biased variance over batch and time; the running statistics move by `momentum`
- * towards the batch mean and the unbiased variance (torch's rule).
+ * towards the batch mean and the unbiased variance (torch's rule), recorded in
+ * `bufferUpdates` for the Trainer to write back.
+ *
+ * Micro-batches: each chunk is normalised with its own statistics and updates the
+ * running statistics once, chained (PyTorch's behaviour with gradient accumulation over
+ * the same chunks, not that of one full-batch forward).
  */
 export function batchNorm1dWithStats(x: Tensor, name: string, opts: BatchNormOptions = {}): BatchNormResult {
   const g = x.graph;
   const c = channels(x, 'batchNorm1d', name);
   const eps = opts.eps ?? 1e-5;
   const momentum = opts.momentum ?? 0.1;
+  if (!(momentum >= 0 && momentum <= 1))
+    throw g.error('batchNorm1d', `'${name}': momentum must be in [0, 1], got ${momentum}`, [x]);
   const training = opts.training ?? g.training;
   return g.scope(name, () => {
     const scope = g.currentScope;
@@ -169,15 +181,28 @@ export function batchNorm1dWithStats(x: Tensor, name: string, opts: BatchNormOpt
     const b = (opts.affine ?? true) ? g.param('bias', [c], { init: { kind: 'zeros' } }) : null;
     const rm = g.param('running_mean', [c], { init: { kind: 'zeros' }, trainable: false });
     const rv = g.param('running_var', [c], { init: { kind: 'ones' }, trainable: false });
+    const nbt = opts.trackBatches
+      ? g.param('num_batches_tracked', [], { init: { kind: 'zeros' }, trainable: false, dtype: 'int64' })
+      : null;
     if (!training)
       return { y: batchNormInference(x, rm, rv, w, b, eps), runningMean: null, runningVar: null };
     const r = batchNormTraining(x, w, b, eps);
-    const newMean = add(mul(rm, 1 - momentum), mul(r.mean, momentum));
-    const newVar = add(mul(rv, 1 - momentum), mul(r.unbiasedVar, momentum));
-    let m = updates.get(g);
-    if (!m) updates.set(g, (m = new Map()));
-    m.set(`${scope}.running_mean`, newMean);
-    m.set(`${scope}.running_var`, newVar);
+    const [rmName, rvName, nbtName] = ['running_mean', 'running_var', 'num_batches_tracked'].map(
+      (n) => `${scope}.${n}`,
+    );
+    // Statistics carry no gradient: the running averages are not on any loss path.
+    const newMean = add(
+      mul(g.bufferValue(rmName), 1 - momentum),
+      mul(stopGradient(r.mean), momentum),
+    );
+    const newVar = add(
+      mul(g.bufferValue(rvName), 1 - momentum),
+      mul(stopGradient(r.unbiasedVar), momentum),
+    );
+    g.updateBuffer(rmName, newMean);
+    g.updateBuffer(rvName, newVar);
+    if (nbt) g.updateBuffer(nbtName, add(g.bufferValue(nbtName), g.scalar(1, 'int64')));
+    markTrainingOnly(r.y, 'batch statistics (BatchNorm in training form)');
     return { y: r.y, runningMean: newMean, runningVar: newVar };
   });
 }

@@ -11,7 +11,7 @@
  */
 import { ONNX_DTYPE } from '../dtype.js';
 import { defineNonDifferentiable } from '../gradients.js';
-import { f, type Tensor } from '../graph.js';
+import { f, type Graph, type Tensor } from '../graph.js';
 import { add, cast, div, equal, less, log, mul, neg, sub, where } from './elementwise.js';
 import { softmax } from './reduce.js';
 import { axesOf, node1, requireFloat, shapeOf } from './util.js';
@@ -51,6 +51,21 @@ export function stopGradient(x: Tensor): Tensor {
 }
 
 /**
+ * Flags the node that produced `t` as belonging only in training graphs (dropout's
+ * mask, BatchNorm's batch statistics): evaluation and Predictor graphs refuse it
+ * (`trainingOnlyNodes`), so that an inference graph built in training mode fails
+ * loudly instead of returning noisy or batch-dependent outputs.
+ */
+export function markTrainingOnly(t: Tensor, what: string): void {
+  if (t.producer) t.producer.trainingOnly = what;
+}
+
+/** The nodes of `g` flagged by `markTrainingOnly`, as 'what (scope)' lines. */
+export function trainingOnlyNodes(g: Graph): string[] {
+  return g.nodes.filter((n) => n.trainingOnly).map((n) => `${n.trainingOnly} at ${n.scope || '(top level)'}`);
+}
+
+/**
  * Inverted dropout: in training, each element is zeroed with probability p and the
  * survivors are scaled by 1/(1-p); outside training (or p = 0) it is the identity and
  * adds no node. The keep mask is `RandomUniformLike(x) >= p`; it carries no gradient, so
@@ -62,6 +77,7 @@ export function dropout(x: Tensor, p: number, opts: { seed?: number } = {}): Ten
   if (!(p >= 0 && p < 1)) throw g.error('Dropout', `p must be in [0, 1), got ${p}`, [x]);
   if (!g.training || p === 0) return x;
   const u = randomUniformLike(x, { seed: opts.seed });
+  markTrainingOnly(u, `dropout p=${p}`);
   return where(less(u, p), 0, mul(x, 1 / (1 - p)));
 }
 

@@ -1,0 +1,5 @@
+/** LE-MER: label embeddings, the fusion head, its losses and the model over two encoders. */
+export * from './config.js';
+export * from './head.js';
+export * from './losses.js';
+export * from './model.js';

@@ -1,0 +1,547 @@
+/**
+ * Cross-validation: the same experiment on every fold of the protocol, one folder per fold
+ * (`<out>/folds/<fold>/result.json` + checkpoints), then a summary (per-fold and mean WA/UA,
+ * pooled confusion, curves) built only from the per-fold result files, so that one fold can
+ * be rerun alone and the summary rebuilt. Everything that can fail fast (folds, classes,
+ * audio, resume state) is checked before the first training step. Result files are written
+ * atomically and only when a fold has finished: a failed run leaves earlier results as
+ * they were.
+ */
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify as toYaml } from 'yaml';
+import type { LemerConfig } from '../config/schema.js';
+import { runtimeOptions } from '../config/engine.js';
+import { checkFolds, defaultFolds, leaveOneGroupOut, type Fold } from '../data/folds.js';
+import type { Corpus } from '../data/types.js';
+import { summarizeFolds, type Summary } from '../eval/metrics.js';
+import { svgToPng, writeReport } from '../eval/report.js';
+import { lemerVersion } from '../graph/checkpoint.js';
+import { writeFileAtomic } from '../util/fs.js';
+import type { Progress } from '../util/progress.js';
+import { AudioCache, defaultCacheDir, type SpeechInput } from './audio-cache.js';
+import { curvesSvg } from './curves.js';
+import { encodeText, type Example } from './data.js';
+import { fit, predict, type EpochRecord, type FitState } from './fit.js';
+import type { ModelKind } from './head.js';
+import { buildModel, configFrontEnd, optimizerFor } from './model.js';
+
+export type RunModel = ModelKind | 'score-fusion';
+
+export interface RunOptions {
+  config: LemerConfig;
+  corpus: Corpus;
+  /** The corpus spec as given (for the record). */
+  corpusSpec: string;
+  model: RunModel;
+  out: string;
+  resume: boolean;
+  /** Only these folds (by name), or the protocol's first one; default all. */
+  folds?: string[] | 'first';
+  progress?: (total: number, label: string) => Progress;
+  log?: (msg: string) => void;
+  warn?: (msg: string) => void;
+}
+
+/** One fold's result file. */
+export interface FoldResult {
+  format: 'lemer-fold-result';
+  fold: string;
+  model: RunModel;
+  labels: string[];
+  ids: string[];
+  yTrue: number[];
+  yPred: number[];
+  logits: number[][];
+  /** Percent. */
+  wa: number;
+  ua: number;
+  trainSize: number;
+  validSize: number;
+  /** Per trained model (two for score fusion). */
+  fits: {
+    kind: ModelKind;
+    history: EpochRecord[];
+    best: FitState['best'];
+    epochs: number;
+    seconds: number;
+    resumed: boolean;
+    description: string;
+  }[];
+  seconds: number;
+  configHash: string;
+  corpusHash: string;
+  codeVersion: string;
+}
+
+/** What `lemer cv --json` writes: at least folds[].wa/ua and mean.wa/ua, in percent. */
+export interface CvResult {
+  title: string;
+  model: RunModel;
+  corpus: string;
+  labels: string[];
+  folds: {
+    name: string;
+    wa: number;
+    ua: number;
+    n: number;
+    trainSize: number;
+    validSize: number;
+    seconds: number;
+  }[];
+  mean: { wa: number; ua: number };
+  std: { wa: number; ua: number };
+  pooled: { wa: number; ua: number; n: number; confusion: number[][] };
+  missingFolds: string[];
+  seconds: number;
+  out: string;
+  files: Record<string, string>;
+  configHash: string;
+  corpusHash: string;
+  codeVersion: string;
+}
+
+const RESULT_FILE = 'result.json';
+
+/** lemer's version, plus the git commit where the code is a checkout. */
+export function codeVersion(): string {
+  const v = lemerVersion();
+  try {
+    const here = dirname(fileURLToPath(import.meta.url));
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: here,
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 5000,
+    })
+      .toString()
+      .trim();
+    return commit ? `${v}+${commit}` : v;
+  } catch {
+    return v;
+  }
+}
+
+/** Hash of the resolved config without the runtime section (threads do not change results). */
+export function configHash(cfg: LemerConfig): string {
+  const { runtime: _runtime, ...rest } = cfg;
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
+}
+
+/** Folder-safe fold name. */
+export function foldDirName(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]+/g, '_');
+}
+
+/** The protocol's folds, with a seeded validation part carved from each training part. */
+export function protocolFolds(cfg: LemerConfig, corpus: Corpus): Fold[] {
+  const validation = { fraction: cfg.train.validFraction, seed: cfg.seed };
+  const folds =
+    cfg.protocol === 'speaker'
+      ? leaveOneGroupOut(corpus.utterances, 'speaker', { validation })
+      : defaultFolds(corpus, { validation });
+  checkFolds(corpus.utterances, folds, { complete: folds.length > 1 });
+  return folds;
+}
+
+/** Bad folds before any work: empty parts, a class the training part lacks. */
+export function checkFoldClasses(corpus: Corpus, folds: Fold[], labels: string[]): void {
+  for (const f of folds) {
+    if (f.test.length === 0) throw new Error(`fold ${f.name}: the test part is empty`);
+    if (f.train.length === 0) throw new Error(`fold ${f.name}: the training part is empty`);
+    const have = new Set(f.train.map((i) => corpus.utterances[i].label));
+    const missing = labels.filter((l) => !have.has(l));
+    if (missing.length)
+      throw new Error(
+        `fold ${f.name}: class${missing.length > 1 ? 'es' : ''} ${missing.join(', ')} ${missing.length > 1 ? 'have' : 'has'} no utterance in the training part (${f.train.length} utterances); the model cannot learn ${missing.length > 1 ? 'them' : 'it'}: merge or drop the class (--labels), or use another protocol`,
+      );
+  }
+}
+
+/**
+ * Decodes every utterance's audio once (into the cache) before training starts; failures
+ * are counted and either stop the run or leave those utterances out.
+ */
+export async function loadSpeech(
+  corpus: Corpus,
+  cache: AudioCache,
+  opts: { badAudio: 'fail' | 'skip'; progress?: RunOptions['progress']; warn?: (m: string) => void },
+): Promise<{ speech: Map<number, SpeechInput>; skipped: Set<number> }> {
+  // TODO(issue 10 item 6): call the shared audio check (checkCorpusAudio in src/data or
+  // src/audio) here once it lands; until then the decode below is the check.
+  const utts = corpus.utterances;
+  const speech = new Map<number, SpeechInput>();
+  const failed: { i: number; msg: string }[] = [];
+  const bar = opts.progress?.(utts.length, 'decoding audio');
+  let next = 0;
+  const worker = async () => {
+    while (next < utts.length) {
+      const i = next++;
+      const u = utts[i];
+      try {
+        if (u.audioPath === null) throw new Error(`utterance ${u.id} has no audio file`);
+        speech.set(i, await cache.get(u.audioPath));
+      } catch (err) {
+        failed.push({ i, msg: (err as Error).message });
+      }
+      bar?.tick();
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  bar?.stop();
+  const skipped = new Set(failed.map((f) => f.i));
+  if (failed.length) {
+    failed.sort((a, b) => a.i - b.i);
+    const first = failed
+      .slice(0, 3)
+      .map((f) => `  ${f.msg}`)
+      .join('\n');
+    const what = `${failed.length} of ${utts.length} utterances have audio that cannot be used:\n${first}${failed.length > 3 ? `\n  ... and ${failed.length - 3} more` : ''}`;
+    if (opts.badAudio === 'fail')
+      throw new Error(`${what}\n(--set train.badAudio=skip leaves them out and goes on)`);
+    opts.warn?.(`${what}\nleft out (train.badAudio = skip)`);
+  }
+  return { speech, skipped };
+}
+
+/** A content hash of the corpus: every utterance's fields and its audio's bytes. */
+export async function corpusHash(corpus: Corpus, cache: AudioCache | null): Promise<string> {
+  const h = createHash('sha256');
+  for (const u of corpus.utterances) {
+    const audio = u.audioPath && cache ? await cache.contentHash(u.audioPath).catch(() => 'unreadable') : '';
+    h.update(JSON.stringify([u.id, u.label, u.text, u.speaker, u.session, u.dialogue, u.turn, audio]));
+    h.update('\n');
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+function classWeights(corpus: Corpus, idx: number[], labels: string[]): number[] {
+  const counts = labels.map((l) => idx.filter((i) => corpus.utterances[i].label === l).length);
+  const n = idx.length;
+  // Inverse frequency, normalised so that a balanced set gets weight 1 everywhere.
+  return counts.map((c) => (c > 0 ? n / (labels.length * c) : 0));
+}
+
+interface Shared {
+  cfg: LemerConfig;
+  corpus: Corpus;
+  labels: string[];
+  speech: Map<number, SpeechInput> | null;
+  cfgHash: string;
+  corpusHash: string;
+  version: string;
+}
+
+/** Trains one model kind on one fold and predicts its test part. */
+async function fitOne(
+  s: Shared,
+  fold: Fold,
+  kind: ModelKind,
+  dir: string,
+  o: RunOptions,
+): Promise<{ logits: number[][]; fit: FoldResult['fits'][number] }> {
+  const { cfg, corpus, labels } = s;
+  const trainIdx = fold.train;
+  const validIdx = fold.valid ?? [];
+  // Only training-fold texts shape the vocabulary (validation is carved from the training folds).
+  const trainTexts = [...trainIdx, ...validIdx].map((i) => corpus.utterances[i].text);
+  const built = await buildModel(cfg, kind, {
+    trainTexts,
+    classWeights: cfg.train.classBalanced ? classWeights(corpus, trainIdx, labels) : null,
+  });
+  o.log?.(`fold ${fold.name}: ${built.description}`);
+  const label = (i: number) => labels.indexOf(corpus.utterances[i].label);
+  const examples = (idx: number[]): Example[] =>
+    idx.map((i) => ({
+      index: i,
+      id: corpus.utterances[i].id,
+      label: label(i),
+      text: built.tokenizer
+        ? encodeText(corpus, i, built.tokenizer, {
+            maxTokens: cfg.text.maxTokens,
+            history: cfg.text.history,
+            labelScope: cfg.text.labelScope,
+          })
+        : undefined,
+      speech: built.frontEnd ? s.speech!.get(i) : undefined,
+    }));
+  const train = examples(trainIdx);
+  const valid = examples(validIdx);
+  const test = examples(fold.test);
+  const B = cfg.optim.batchSize;
+  const stepsPerEpoch = Math.max(
+    1,
+    Math.floor(train.length / B) + (train.length % B >= cfg.optim.gradAccum ? 1 : 0),
+  );
+  const sa = cfg.speech.specAugment;
+  const padId = built.tokenizer?.padId ?? 0;
+  const r = await fit({
+    model: built.model,
+    optimizer: optimizerFor(cfg, stepsPerEpoch * cfg.train.epochs),
+    labels,
+    train,
+    valid,
+    epochs: cfg.train.epochs,
+    patience: cfg.train.patience,
+    evalEvery: cfg.train.evalEvery,
+    checkpointEvery: cfg.train.checkpointEvery,
+    batchSize: B,
+    evalBatchSize: cfg.train.evalBatchSize,
+    microBatches: cfg.optim.gradAccum,
+    stepsPerRun: cfg.runtime.stepsPerRun,
+    seed: cfg.seed,
+    labelScope: cfg.text.labelScope,
+    padId,
+    specAugment: sa.enabled
+      ? {
+          timeMasks: sa.timeMasks,
+          timeMaskMax: sa.timeMaskMax,
+          timeMaskMaxRatio: sa.timeMaskMaxRatio,
+          freqMasks: sa.freqMasks,
+          freqMaskMax: sa.freqMaskMax,
+          fill: sa.fill,
+        }
+      : null,
+    trainable: built.trainable,
+    runtime: runtimeOptions(cfg),
+    initialParams: built.initialParams,
+    dir,
+    resume: o.resume,
+    fingerprint: { model: kind, labels, configHash: s.cfgHash, corpusHash: s.corpusHash, fold: fold.name },
+    progress: o.progress,
+    log: o.log,
+    label: `fold ${fold.name}${kind !== o.model ? ` (${kind})` : ''}`,
+  });
+  const { logits } = await predict(r.predictor, built.model, test, {
+    batchSize: cfg.train.evalBatchSize,
+    labelScope: cfg.text.labelScope,
+    padId,
+  });
+  await r.trainer.release();
+  await r.predictor.release();
+  return {
+    logits,
+    fit: {
+      kind,
+      history: r.state.history,
+      best: r.state.best,
+      epochs: r.state.epoch,
+      seconds: r.seconds,
+      resumed: r.resumed,
+      description: built.description,
+    },
+  };
+}
+
+async function runFold(s: Shared, fold: Fold, dir: string, o: RunOptions): Promise<FoldResult> {
+  const t0 = performance.now();
+  const kinds: ModelKind[] = o.model === 'score-fusion' ? ['text', 'speech'] : [o.model];
+  const fits: FoldResult['fits'] = [];
+  let logits: number[][] | null = null;
+  for (const k of kinds) {
+    const r = await fitOne(s, fold, k, kinds.length > 1 ? join(dir, k) : dir, o);
+    fits.push(r.fit);
+    // Score fusion: the sum of the two unimodal models' logits (Table 2).
+    logits = logits ? logits.map((row, i) => row.map((v, j) => v + r.logits[i][j])) : r.logits;
+  }
+  const yPred = logits!.map((row) => row.indexOf(Math.max(...row)));
+  const yTrue = fold.test.map((i) => s.labels.indexOf(s.corpus.utterances[i].label));
+  const sum = summarizeFolds([{ name: fold.name, yTrue, yPred }], s.labels);
+  return {
+    format: 'lemer-fold-result',
+    fold: fold.name,
+    model: o.model,
+    labels: s.labels,
+    ids: fold.test.map((i) => s.corpus.utterances[i].id),
+    yTrue,
+    yPred,
+    logits: logits!,
+    wa: 100 * sum.folds[0].wa,
+    ua: 100 * sum.folds[0].ua,
+    trainSize: fold.train.length,
+    validSize: fold.valid?.length ?? 0,
+    fits,
+    seconds: (performance.now() - t0) / 1000,
+    configHash: s.cfgHash,
+    corpusHash: s.corpusHash,
+    codeVersion: s.version,
+  };
+}
+
+function readFoldResult(path: string): FoldResult | null {
+  if (!existsSync(path)) return null;
+  try {
+    const r = JSON.parse(readFileSync(path, 'utf8')) as FoldResult;
+    return r.format === 'lemer-fold-result' ? r : null;
+  } catch {
+    return null;
+  }
+}
+
+const pct = (x: number) => (Number.isFinite(x) ? Math.round(x * 1e4) / 100 : NaN);
+
+/** Runs the folds (all, or `o.folds`), then rebuilds the summary from every fold's result file. */
+export async function crossValidate(o: RunOptions): Promise<CvResult> {
+  const t0 = performance.now();
+  const labels = [...o.corpus.labels];
+  // The corpus' label set is the model's (in the corpus' order).
+  const cfg = o.config.classes.join() === labels.join() ? o.config : { ...o.config, classes: labels };
+  let corpus = o.corpus;
+  const needSpeech = o.model !== 'text';
+  const needText = o.model !== 'speech';
+  if (needText && corpus.utterances.every((u) => u.text.trim() === ''))
+    throw new Error(
+      `corpus ${corpus.name} has no transcripts: a ${o.model} model needs text (use --model speech)`,
+    );
+  let folds = protocolFolds(cfg, corpus);
+  const only = o.folds === 'first' ? [folds[0].name] : (o.folds ?? []);
+  const unknown = only.filter((n) => !folds.some((f) => f.name === n));
+  if (unknown.length)
+    throw new Error(`no fold named ${unknown.join(', ')} (folds: ${folds.map((f) => f.name).join(', ')})`);
+  checkFoldClasses(corpus, folds, labels);
+  let cache: AudioCache | null = null;
+  let speech: Map<number, SpeechInput> | null = null;
+  if (needSpeech) {
+    if (
+      corpus.utterances.some((u) => u.audioPath === null) &&
+      corpus.utterances.every((u) => u.audioPath === null)
+    )
+      throw new Error(
+        `corpus ${corpus.name} has no audio: a ${o.model} model needs speech (use --model text)`,
+      );
+    const frontEnd = configFrontEnd(cfg);
+    cache = new AudioCache(cfg.train.cacheDir ?? defaultCacheDir(), frontEnd);
+    const r = await loadSpeech(corpus, cache, {
+      badAudio: cfg.train.badAudio,
+      progress: o.progress,
+      warn: o.warn,
+    });
+    speech = r.speech;
+    if (r.skipped.size) {
+      const drop = (xs: number[]) => xs.filter((i) => !r.skipped.has(i));
+      folds = folds.map((f) => ({
+        ...f,
+        train: drop(f.train),
+        test: drop(f.test),
+        valid: f.valid && drop(f.valid),
+      }));
+      checkFoldClasses(corpus, folds, labels);
+    }
+  }
+  const shared: Shared = {
+    cfg,
+    corpus,
+    labels,
+    speech,
+    cfgHash: configHash(cfg),
+    corpusHash: await corpusHash(corpus, cache),
+    version: codeVersion(),
+  };
+  corpus = shared.corpus;
+  const foldsRoot = join(o.out, 'folds');
+  const chosen = folds.filter((f) => only.length === 0 || only.includes(f.name));
+  for (const [k, f] of chosen.entries()) {
+    const dir = join(foldsRoot, foldDirName(f.name));
+    const file = join(dir, RESULT_FILE);
+    const done = o.resume ? readFoldResult(file) : null;
+    if (
+      done &&
+      done.configHash === shared.cfgHash &&
+      done.corpusHash === shared.corpusHash &&
+      done.model === o.model
+    ) {
+      o.log?.(
+        `fold ${f.name}: finished in an earlier run (WA ${done.wa.toFixed(2)}, UA ${done.ua.toFixed(2)}), kept`,
+      );
+      continue;
+    }
+    o.log?.(
+      `fold ${f.name} (${k + 1}/${chosen.length}): ${f.train.length} train, ${f.valid?.length ?? 0} valid, ${f.test.length} test`,
+    );
+    const r = await runFold(shared, f, dir, o);
+    writeFileAtomic(file, JSON.stringify(r, null, 1) + '\n');
+    const svg = await curvesSvg(
+      r.fits.map((x) => ({ name: r.fits.length > 1 ? x.kind : f.name, history: x.history })),
+      `fold ${f.name}: training curves`,
+    );
+    writeFileAtomic(join(dir, 'curves.svg'), svg);
+    writeFileAtomic(join(dir, 'curves.png'), svgToPng(svg));
+    o.log?.(`fold ${f.name}: test WA ${r.wa.toFixed(2)}, UA ${r.ua.toFixed(2)} (${r.seconds.toFixed(0)} s)`);
+  }
+  // `lemer train` (one fold) summarises that fold; `lemer cv` every fold of the protocol.
+  return summarize(o, o.folds === 'first' ? chosen : folds, shared, (performance.now() - t0) / 1000);
+}
+
+/** The summary over every fold whose result file exists and belongs to this run's config and corpus. */
+async function summarize(o: RunOptions, folds: Fold[], s: Shared, seconds: number): Promise<CvResult> {
+  const results: FoldResult[] = [];
+  const missing: string[] = [];
+  for (const f of folds) {
+    const r = readFoldResult(join(o.out, 'folds', foldDirName(f.name), RESULT_FILE));
+    if (r && r.configHash === s.cfgHash && r.corpusHash === s.corpusHash && r.model === o.model)
+      results.push(r);
+    else missing.push(f.name);
+  }
+  if (results.length === 0) throw new Error(`no finished fold in ${o.out}`);
+  if (missing.length)
+    o.warn?.(`the summary lacks fold(s) ${missing.join(', ')} (not run yet with this config)`);
+  const summary: Summary = summarizeFolds(
+    results.map((r) => ({ name: r.fold, yTrue: r.yTrue, yPred: r.yPred })),
+    s.labels,
+  );
+  const title = `${o.model}${o.model === 'lemer' ? ` (${s.cfg.head.fusion})` : ''} on ${s.corpus.name}, ${results.length} fold${results.length > 1 ? 's' : ''}`;
+  const files = await writeReport(o.out, summary, { title, config: s.cfg });
+  const svg = await curvesSvg(
+    results.flatMap((r) =>
+      r.fits.map((x) => ({ name: r.fits.length > 1 ? `${r.fold} ${x.kind}` : r.fold, history: x.history })),
+    ),
+    `${title}: training curves`,
+  );
+  const curves = { svg: join(o.out, 'curves.svg'), png: join(o.out, 'curves.png') };
+  writeFileAtomic(curves.svg, svg);
+  writeFileAtomic(curves.png, svgToPng(svg));
+  const out: CvResult = {
+    title,
+    model: o.model,
+    corpus: o.corpusSpec,
+    labels: s.labels,
+    folds: results.map((r, i) => ({
+      name: r.fold,
+      wa: pct(summary.folds[i].wa),
+      ua: pct(summary.folds[i].ua),
+      n: r.yTrue.length,
+      trainSize: r.trainSize,
+      validSize: r.validSize,
+      seconds: Math.round(r.seconds * 10) / 10,
+    })),
+    mean: { wa: pct(summary.mean.wa), ua: pct(summary.mean.ua) },
+    std: { wa: pct(summary.std.wa), ua: pct(summary.std.ua) },
+    pooled: {
+      wa: pct(summary.pooled.wa),
+      ua: pct(summary.pooled.ua),
+      n: summary.pooled.n,
+      confusion: summary.pooled.confusion,
+    },
+    missingFolds: missing,
+    seconds: Math.round(seconds * 10) / 10,
+    out: o.out,
+    files: {
+      ...files,
+      curvesSvg: curves.svg,
+      curvesPng: curves.png,
+      config: join(o.out, 'config.yaml'),
+      results: join(o.out, 'results.json'),
+    },
+    configHash: s.cfgHash,
+    corpusHash: s.corpusHash,
+    codeVersion: s.version,
+  };
+  writeFileAtomic(
+    join(o.out, 'config.yaml'),
+    `# lemer ${s.version}; corpus ${o.corpusSpec} (content ${s.corpusHash}); config ${s.cfgHash}\n${toYaml(s.cfg, { lineWidth: 0 })}`,
+  );
+  writeFileAtomic(join(o.out, 'results.json'), JSON.stringify(out, null, 2) + '\n');
+  return out;
+}

@@ -1,0 +1,170 @@
+/**
+ * From a config and a fold's training texts to the model that trains: the encoders (built
+ * in place when the config names no folder), the tokenizer, the head, the optimiser's
+ * parameter groups and which parameters train (frozen encoders, top-N layers).
+ */
+import type { LemerConfig } from '../config/schema.js';
+import type { OptimizerConfig } from '../graph/optim.js';
+import type { HostTensor } from '../graph/runtime.js';
+import type { Encoder } from '../models/encoder.js';
+import { tokenizerFromJson, type TextTokenizer } from '../text/tokenizer.js';
+import { buildWordPieceVocab } from '../text/vocab.js';
+import { headConfigFrom, lemerModel, PARAM_PREFIXES } from '../models/lemer/index.js';
+import type { ModelKind, TrainableModel } from './head.js';
+import { inPlaceSpeechEncoder, inPlaceTextEncoder } from './inplace.js';
+import type { FrontEnd } from './audio-cache.js';
+
+export interface BuiltModel {
+  kind: ModelKind;
+  model: TrainableModel;
+  tokenizer: TextTokenizer | null;
+  textEncoder?: Encoder;
+  speechEncoder?: Encoder;
+  /** Weights from encoder folders, under the model's parameter names. */
+  initialParams: Map<string, HostTensor>;
+  trainable: (name: string) => boolean;
+  /** What the speech encoder reads. */
+  frontEnd: FrontEnd | null;
+  /** One line for the log: what was built. */
+  description: string;
+}
+
+/** The speech front end an encoder needs, from its declared inputs. */
+export function frontEndOf(cfg: LemerConfig, enc: Encoder): FrontEnd {
+  if ('input_features' in enc.inputs)
+    return { kind: 'logmel', sampleRate: cfg.speech.sampleRate, logMel: { ...cfg.speech.logMel } };
+  if ('input_values' in enc.inputs) return { kind: 'waveform', sampleRate: cfg.speech.sampleRate };
+  throw new Error(
+    `speech encoder ${enc.source}: declares neither input_features (log-mel) nor input_values (waveform)`,
+  );
+}
+
+/** The speech front end the config's speech encoder needs, before any fold is built. */
+export function configFrontEnd(cfg: LemerConfig): FrontEnd {
+  if (cfg.encoders.speech.path !== null)
+    throw new Error(
+      `encoders.speech.path (${cfg.encoders.speech.path}): loading encoder folders is not wired into training yet; leave it null to train the in-place log-mel encoder`,
+    );
+  return { kind: 'logmel', sampleRate: cfg.speech.sampleRate, logMel: { ...cfg.speech.logMel } };
+}
+
+/**
+ * Which parameters of an encoder train: none when frozen; with `top` = N only those of its
+ * top N layers (and the final norm above them); else all.
+ */
+export function encoderTrainable(
+  prefix: string,
+  numLayers: number,
+  opts: { freeze: boolean; top: number | null },
+): (name: string) => boolean {
+  return (name) => {
+    if (!name.startsWith(prefix)) return true;
+    if (opts.freeze) return false;
+    if (opts.top === null || opts.top >= numLayers) return true;
+    const rest = name.slice(prefix.length);
+    const m = /(?:^|\.)layers?\.(\d+)\./.exec(rest);
+    if (m) return Number(m[1]) >= numLayers - opts.top;
+    // Not in a layer: the final norm sits above the layers (trains with them); embeddings,
+    // feature encoders and subsampling sit below (frozen).
+    return opts.top > 0 && /^encoder\.(layer_norm|LayerNorm)\./.test(rest);
+  };
+}
+
+export async function buildModel(
+  cfg: LemerConfig,
+  kind: ModelKind,
+  opts: { trainTexts: string[]; classWeights: number[] | null },
+): Promise<BuiltModel> {
+  const needText = kind !== 'speech';
+  const needSpeech = kind !== 'text';
+  let tokenizer: TextTokenizer | null = null;
+  let textEncoder: Encoder | undefined;
+  let speechEncoder: Encoder | undefined;
+  const initialParams = new Map<string, HostTensor>();
+  if (needText) {
+    const t = cfg.train.inPlace.text;
+    if (cfg.encoders.text.path !== null) {
+      throw new Error(
+        `encoders.text.path (${cfg.encoders.text.path}): loading encoder folders is not wired into training yet; leave it null to train the in-place encoder`,
+      );
+    }
+    // From scratch: a WordPiece vocabulary from the training fold's texts only.
+    tokenizer = tokenizerFromJson(
+      buildWordPieceVocab(opts.trainTexts, { vocabSize: t.vocabSize }),
+      {},
+      'in-place vocabulary (training fold)',
+    );
+    textEncoder = inPlaceTextEncoder({
+      ...t,
+      vocabSize: tokenizer.vocabSize,
+      maxPositions: cfg.text.maxTokens,
+    });
+  }
+  if (needSpeech) {
+    configFrontEnd(cfg);
+    speechEncoder = inPlaceSpeechEncoder({ ...cfg.train.inPlace.speech, numBins: cfg.speech.logMel.numBins });
+  }
+  const model = lemerModel({
+    kind,
+    textEncoder,
+    speechEncoder,
+    numClasses: cfg.classes.length,
+    head: headConfigFrom(cfg),
+    // The fused model always has label embeddings; unimodal ones as the config says (Tables 1-2).
+    useLabelEmbeddings: kind === 'lemer' || cfg.train.labelEmbeddings,
+    labelScope: cfg.text.labelScope,
+    classWeights: opts.classWeights,
+  });
+  const rules: ((n: string) => boolean)[] = [];
+  if (textEncoder)
+    rules.push(
+      encoderTrainable(PARAM_PREFIXES.text, textEncoder.numLayers, {
+        freeze: cfg.encoders.text.freeze,
+        top: cfg.train.trainableLayers,
+      }),
+    );
+  if (speechEncoder)
+    rules.push(
+      encoderTrainable(PARAM_PREFIXES.speech, speechEncoder.numLayers, {
+        freeze: cfg.encoders.speech.freeze,
+        top: cfg.train.trainableLayers,
+      }),
+    );
+  const parts = [textEncoder?.source, speechEncoder?.source].filter(Boolean).join(' + ');
+  return {
+    kind,
+    model,
+    tokenizer,
+    textEncoder,
+    speechEncoder,
+    initialParams,
+    trainable: (n) => rules.every((r) => r(n)),
+    frontEnd: speechEncoder ? frontEndOf(cfg, speechEncoder) : null,
+    description: `${kind} model${kind === 'lemer' ? ` (${model.head.fusion})` : ''}: ${parts}, LE-MER head`,
+  };
+}
+
+/** The engine's optimiser from the config: one learning rate per module, warm-up, clipping. */
+export function optimizerFor(cfg: LemerConfig, totalSteps: number): OptimizerConfig {
+  const o = cfg.optim;
+  const warmupSteps =
+    cfg.train.warmupFraction !== null ? Math.round(cfg.train.warmupFraction * totalSteps) : o.warmupSteps;
+  return {
+    kind: o.name,
+    lr: o.lr.head,
+    betas: [o.beta1, o.beta2],
+    eps: o.eps,
+    weightDecay: o.weightDecay,
+    groups: [
+      { name: 'text', match: PARAM_PREFIXES.text, lr: o.lr.text },
+      { name: 'speech', match: PARAM_PREFIXES.speech, lr: o.lr.speech },
+      { name: 'head', match: PARAM_PREFIXES.head, lr: o.lr.head },
+    ],
+    schedule: {
+      warmupSteps,
+      decay: o.decay,
+      ...(o.decay !== 'constant' ? { totalSteps: Math.max(totalSteps, warmupSteps + 1) } : {}),
+    },
+    ...(o.clipNorm !== null ? { maxGradNorm: o.clipNorm } : {}),
+  };
+}

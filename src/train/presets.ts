@@ -1,0 +1,23 @@
+/**
+ * The built-in demo settings: what `lemer cv` uses when no --config is given and the corpus
+ * is the synthetic demo (the README's main command). Small in-place encoders trained from
+ * scratch, so learning rates are those of from-scratch training, not the paper's
+ * fine-tuning rates, and warm-up is a share of the (short) run. The same settings are in
+ * experiments/demo.yaml (a test keeps the two equal).
+ */
+import type { LemerConfigInput } from '../config/schema.js';
+
+export const DEMO_PRESET = {
+  corpus: 'demo',
+  optim: {
+    batchSize: 16,
+    lr: { text: 1.0e-3, speech: 1.0e-3, head: 1.0e-3 },
+    decay: 'linear',
+  },
+  train: {
+    epochs: 25,
+    patience: 8,
+    warmupFraction: 0.1,
+    validFraction: 0.1,
+  },
+} satisfies LemerConfigInput;

@@ -1,0 +1,89 @@
+/**
+ * A tiny synthetic corpus in the manifest format, made by the tests themselves (no
+ * optional dependency): two classes told apart by pitch (tone frequency) and by words,
+ * three sessions of two speakers, dialogues of four turns.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const TINY_LABELS = ['hi', 'lo'] as const;
+
+/** A mono 16-bit PCM WAV of a tone with a little seeded noise. */
+export function writeToneWav(path: string, hz: number, seconds: number, seed: number, rate = 16000): void {
+  const n = Math.round(seconds * rate);
+  const b = Buffer.alloc(44 + 2 * n);
+  b.write('RIFF', 0, 'ascii');
+  b.writeUInt32LE(36 + 2 * n, 4);
+  b.write('WAVEfmt ', 8, 'ascii');
+  b.writeUInt32LE(16, 16);
+  b.writeUInt16LE(1, 20);
+  b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(rate, 24);
+  b.writeUInt32LE(rate * 2, 28);
+  b.writeUInt16LE(2, 32);
+  b.writeUInt16LE(16, 34);
+  b.write('data', 36, 'ascii');
+  b.writeUInt32LE(2 * n, 40);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const noise = (s / 2 ** 32 - 0.5) * 600;
+    b.writeInt16LE(Math.round(6000 * Math.sin((2 * Math.PI * hz * i) / rate) + noise), 44 + 2 * i);
+  }
+  writeFileSync(path, b);
+}
+
+const WORDS = {
+  hi: ['bright sunny morning', 'wonderful happy news', 'great fun today'],
+  lo: ['dark rainy evening', 'terrible sad news', 'awful gloomy day'],
+};
+
+/** Writes the corpus into `dir` (manifest.jsonl + wav/); returns the manifest path. */
+export function writeTinyCorpus(dir: string, opts: { perSpeaker?: number; seconds?: number } = {}): string {
+  mkdirSync(join(dir, 'wav'), { recursive: true });
+  const per = opts.perSpeaker ?? 4;
+  const rows: string[] = [];
+  let k = 0;
+  for (let s = 1; s <= 3; s++) {
+    for (const spk of [`s${s}a`, `s${s}b`]) {
+      for (let t = 0; t < per; t++) {
+        const label = TINY_LABELS[(t + s) % 2];
+        const id = `${spk}_${t}`;
+        writeToneWav(join(dir, 'wav', `${id}.wav`), label === 'hi' ? 440 : 160, opts.seconds ?? 0.4, ++k);
+        rows.push(
+          JSON.stringify({
+            id,
+            audio: `wav/${id}.wav`,
+            text: WORDS[label][t % 3],
+            label,
+            speaker: spk,
+            session: `ses${s}`,
+            dialogue: `${spk}_d`,
+            turn: t,
+          }),
+        );
+      }
+    }
+  }
+  const path = join(dir, 'manifest.jsonl');
+  writeFileSync(path, rows.join('\n') + '\n');
+  return path;
+}
+
+/** A small, fast, deterministic training config (YAML) for tests. */
+export function tinyConfigYaml(extra = ''): string {
+  return `classes: [hi, lo]
+seed: 7
+optim: { batchSize: 4, lr: { text: 3.0e-3, speech: 3.0e-3, head: 3.0e-3 }, warmupSteps: 0 }
+runtime: { threads: 1 }
+speech: { logMel: { numBins: 16 }, specAugment: { timeMaskMax: 5, freqMaskMax: 4 } }
+text: { maxTokens: 32 }
+train:
+  epochs: 4
+  patience: null
+  validFraction: 0.25
+  inPlace:
+    text: { vocabSize: 120, hiddenSize: 16, numLayers: 1, numHeads: 2, intermediateSize: 32, dropout: 0 }
+    speech: { hiddenSize: 16, numLayers: 1, numHeads: 2, ffnDim: 32, convKernel: 3, dropout: 0 }
+${extra}`;
+}
