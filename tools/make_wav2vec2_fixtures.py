@@ -154,12 +154,30 @@ def torchaudio_forward(m, wave, lengths):
 
 
 @torch.no_grad()
+def torchaudio_masked_forward(m, wave, lengths, time_mask, embed):
+    """HF's _mask_hidden_states: masked frames of the projected states become masked_spec_embed."""
+    feats, out_len = m.feature_extractor(wave, lengths)
+    x = m.encoder.feature_projection(feats)
+    x[time_mask] = embed
+    pad = torch.arange(x.shape[1])[None, :] >= out_len[:, None]
+    x[pad] = 0.0
+    mask = -10000.0 * pad[:, None, None, :].float().expand(x.shape[0], 1, x.shape[1], x.shape[1])
+    t = m.encoder.transformer
+    h = t._preprocess(x)
+    states = [h]
+    for layer in t.layers:
+        h = layer(h, mask)
+        states.append(h)
+    return states
+
+
+@torch.no_grad()
 def ref_forward(m, wave, mask):
     states, extract, fmask = m(wave, mask)
     return states, extract, fmask.sum(-1)
 
 
-def save(name, config, state, run, note, prefix="", extra=None, weight_norm="legacy"):
+def save(name, config, state, run, note, prefix="", extra=None, weight_norm="legacy", more_ref=None):
     d = os.path.join(ROOT, name)
     os.makedirs(d, exist_ok=True)
     wave, mask = inputs()
@@ -197,6 +215,7 @@ def save(name, config, state, run, note, prefix="", extra=None, weight_norm="leg
         out[f"hidden_states.{i}"] = s
     for i, s in enumerate(alone_states):
         out[f"alone.hidden_states.{i}"] = s
+    out.update(more_ref or {})
     write_safetensors(os.path.join(d, "reference.safetensors"), out)
     with open(os.path.join(d, "reference.json"), "w") as f:
         json.dump(
@@ -223,7 +242,15 @@ def main():
     c = {**BASE, "model_type": "wav2vec2", "architectures": ["Wav2Vec2ForCTC"]}
     m = torchaudio_model(c)
     perturb(m, 1)
-    head = {"lm_head.weight": torch.randn(32, 16), "lm_head.bias": torch.randn(32)}
+    embed = torch.rand(16)
+    head = {"lm_head.weight": torch.randn(32, 16), "lm_head.bias": torch.randn(32), "wav2vec2.masked_spec_embed": embed}
+    wave, mask = inputs()
+    time_mask = torch.zeros(2, 19, dtype=torch.bool)
+    time_mask[0, 3:8] = True
+    time_mask[1, 10:14] = True
+    masked = torchaudio_masked_forward(m, wave, mask.sum(-1), time_mask, embed)
+    masked_out = {"mask_time_indices": time_mask.long()}
+    masked_out.update({f"masked.hidden_states.{i}": h for i, h in enumerate(masked)})
     save(
         "wav2vec2-tiny",
         c,
@@ -232,6 +259,7 @@ def main():
         "torchaudio wav2vec2_model, group norm, post-LN",
         prefix="wav2vec2.",
         extra=head,
+        more_ref=masked_out,
     )
 
     # wav2vec2 large-style: layer-norm feature encoder with conv bias, stable layer norm

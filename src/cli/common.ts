@@ -2,7 +2,8 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import type { LemerConfig } from '../config/schema.js';
-import { loadCorpus, parseCorpusSpec } from '../data/corpus.js';
+import { checkCorpusAudio } from '../data/audio-check.js';
+import { loadCorpus, parseCorpusSpec, parseLabelMap } from '../data/corpus.js';
 import { defaultDemoDir, loadDemoCorpus } from '../data/demo.js';
 import type { Corpus } from '../data/types.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -65,7 +66,21 @@ export function corpusOptions(cmd: Command): Command {
     .addOption(
       new Option('--classes <set>', "built-in corpora: the paper's 4 classes or all").choices(['4', 'all']),
     )
-    .option('--split <name>', "MELD: train, dev, test or several joined by '+'");
+    .option('--split <name>', "MELD: train, dev, test or several joined by '+'")
+    .option(
+      '--label-map <list>',
+      "rename labels and keep only these, e.g. Joyful=hap,Mad=ang,Sad=sad,Neutral=neu (default: the config's labelMap)",
+    )
+    .addOption(
+      new Option(
+        '--invalid-utf8 <policy>',
+        "invalid UTF-8 in text files: error (naming file and line) or warn (read as U+FFFD, counted) (default: the config's invalidUtf8)",
+      ).choices(['error', 'warn']),
+    )
+    .option(
+      '--skip-bad-audio',
+      'where audio is decoded up front (training, cross-validation): leave out utterances whose audio does not decode, with a count, instead of failing',
+    );
 }
 
 export interface CorpusCliOptions {
@@ -73,12 +88,25 @@ export interface CorpusCliOptions {
   labels?: string;
   classes?: '4' | 'all';
   split?: string;
+  labelMap?: string;
+  invalidUtf8?: 'error' | 'warn';
+  skipBadAudio?: boolean;
+}
+
+export interface LoadCorpusCliOptions {
+  /**
+   * Decode every audio file before returning (checkCorpusAudio, with a progress bar): a
+   * clear error naming the files that do not decode, or with --skip-bad-audio their
+   * utterances left out with a count in corpus.warnings. For commands that read audio.
+   */
+  checkAudio?: boolean;
 }
 
 /** Loads the corpus a command names; warnings go to the log and stay in corpus.warnings. */
 export async function loadCorpusFromOptions(
   ctx: CommandContext,
   opts: CorpusCliOptions,
+  load: LoadCorpusCliOptions = {},
 ): Promise<{ spec: string; corpus: Corpus }> {
   const spec = opts.corpus ?? ctx.config.corpus;
   let labels: string[] | undefined;
@@ -95,12 +123,33 @@ export async function loadCorpusFromOptions(
   ctx.log.debug({ spec, labels }, 'reading corpus');
   const parsed = parseCorpusSpec(spec);
   if (parsed.kind === 'demo') await ensureDemo(ctx, parsed.path);
-  const corpus = await loadCorpus(spec, {
+  const labelMap =
+    opts.labelMap !== undefined ? parseLabelMap(opts.labelMap) : (ctx.config.labelMap ?? undefined);
+  let corpus = await loadCorpus(spec, {
     labels,
     classes: opts.classes,
     split: opts.split,
+    labelMap,
+    invalidUtf8: opts.invalidUtf8 ?? ctx.config.invalidUtf8,
     onWarning: (m) => ctx.log.warn(m),
   });
+  if (load.checkAudio) {
+    const n = corpus.utterances.filter((u) => u.audioPath !== null).length;
+    if (n > 0) {
+      const bar = ctx.progress(n, 'checking audio');
+      let report;
+      try {
+        ({ corpus, report } = await checkCorpusAudio(corpus, {
+          onError: opts.skipBadAudio ? 'skip' : 'fail',
+          onProgress: (done) => bar.update(done),
+        }));
+      } finally {
+        bar.stop();
+      }
+      for (const w of report.warnings) ctx.log.warn(w);
+      if (report.failed.length > 0) ctx.log.warn(corpus.warnings[corpus.warnings.length - 1]!);
+    }
+  }
   return { spec, corpus };
 }
 

@@ -211,6 +211,8 @@ export const trainSchema = z
     cacheDir: z.string().min(1).nullable().default(null),
     /** Audio that fails to decode: stop before training (fail) or leave those utterances out, counted (skip). */
     badAudio: z.enum(['fail', 'skip']).default('fail'),
+    /** Speech codes from k-means (encoders without a quantizer): number of clusters over the training fold's frames. Our choice. */
+    speechCodes: posInt.default(64),
     inPlace: z.strictObject({ text: inPlaceTextSchema, speech: inPlaceSpeechSchema }).prefault({}),
   })
   .prefault({});
@@ -224,6 +226,13 @@ export const configSchema = z.strictObject({
     .refine((c) => new Set(c).size === c.length, { message: 'class names must be unique' }),
   /** Corpus spec, as for --corpus: iemocap:<dir>, emodb:<dir>, meld:<dir>, manifest:<file>, demo. */
   corpus: z.string().min(1).default('demo'),
+  /**
+   * Renames the corpus' labels and keeps only the mapped ones, as --label-map
+   * (`{ Joyful: hap, Mad: ang }`); null: the corpus' labels as they are.
+   */
+  labelMap: z.record(z.string().min(1), z.string().min(1)).nullable().default(null),
+  /** Invalid UTF-8 in corpus text files: an error naming file and line (default), or warn (U+FFFD, counted). */
+  invalidUtf8: z.enum(['error', 'warn']).default('error'),
   /** Cross-validation folds: leave-one-session-out (paper) or leave-one-speaker-out. */
   protocol: z.enum(['session', 'speaker']).default('session'),
   seed: z.number().int().default(42),

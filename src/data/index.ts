@@ -8,3 +8,5 @@ export * from './emodb.js';
 export * from './meld.js';
 export * from './context.js';
 export * from './folds.js';
+export * from './utf8.js';
+export * from './audio-check.js';

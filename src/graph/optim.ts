@@ -25,10 +25,13 @@ export interface ScheduleConfig {
 export interface ParamGroup {
   /** Name of the group (its rate comes back as output `lr.<name>`). */
   name: string;
-  /** A parameter-name prefix, a pattern, or a predicate. The first group that matches takes the parameter. */
+  /**
+   * A parameter-name prefix, a pattern, or a predicate. Groups may overlap: the first
+   * group listed that matches takes the parameter (its lr and weight decay).
+   */
   match: string | RegExp | ((name: string) => boolean);
   lr: number;
-  /** Overrides the optimiser's weight decay for this group. */
+  /** Overrides the optimiser's weight decay for this group (names under `noDecay` still get none). */
   weightDecay?: number;
 }
 

@@ -243,11 +243,7 @@ export function buildTrainingStep(
       );
       back.push([start, g.nodes.length]);
     }
-    if (M > 1)
-      reorderNodes(g, [
-        [0, prefix],
-        ...ranges.flatMap((r, i) => [r, back[i]]),
-      ]);
+    if (M > 1) reorderNodes(g, [[0, prefix], ...ranges.flatMap((r, i) => [r, back[i]])]);
   }
 
   const entries = [];
@@ -701,7 +697,10 @@ export class Trainer {
       for (const [k, t] of Object.entries(totals.metrics)) g.output(metricOutput(k), t);
       return CompiledGraph.create(g, this.options.runtime);
     })();
-    const run = await this.evalRun;
+    const run = await this.evalRun.catch((err: unknown) => {
+      this.evalRun = null; // a failed build is not kept: the next call reports it again
+      throw err;
+    });
     const out = await this.backend.runReadOnly(run, batch);
     const metrics: Record<string, number> = {};
     for (const k of Object.keys(out))
@@ -767,7 +766,7 @@ export class Trainer {
 
   async release(): Promise<void> {
     await this.compiled.release();
-    if (this.evalRun) await (await this.evalRun).release();
+    if (this.evalRun) await (await this.evalRun.catch(() => null))?.release();
   }
 }
 

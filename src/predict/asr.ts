@@ -27,13 +27,22 @@ export interface WhisperOptions {
 
 /** Picks the dtype whose encoder and decoder files are there. */
 function pickDtype(dir: string, want?: string): string {
-  const suffix: Record<string, string> = { fp32: '', fp16: '_fp16', q8: '_quantized', int8: '_int8', uint8: '_uint8', q4: '_q4', bnb4: '_bnb4' };
+  const suffix: Record<string, string> = {
+    fp32: '',
+    fp16: '_fp16',
+    q8: '_quantized',
+    int8: '_int8',
+    uint8: '_uint8',
+    q4: '_q4',
+    bnb4: '_bnb4',
+  };
   const has = (d: string) =>
     existsSync(join(dir, 'onnx', `encoder_model${suffix[d]}.onnx`)) &&
     (existsSync(join(dir, 'onnx', `decoder_model_merged${suffix[d]}.onnx`)) ||
       existsSync(join(dir, 'onnx', `decoder_model${suffix[d]}.onnx`)));
   if (want) {
-    if (!(want in suffix)) throw new Error(`--asr dtype ${want}: unknown (known: ${Object.keys(suffix).join(', ')})`);
+    if (!(want in suffix))
+      throw new Error(`--asr dtype ${want}: unknown (known: ${Object.keys(suffix).join(', ')})`);
     if (!has(want))
       throw new Error(`${dir}: no onnx/encoder_model${suffix[want]}.onnx with its decoder for dtype ${want}`);
     return want;
@@ -49,10 +58,13 @@ function pickDtype(dir: string, want?: string): string {
 /** A Transcriber over a local Whisper ONNX folder (transformers.js layout). Nothing is downloaded. */
 export async function whisperTranscriber(folder: string, opts: WhisperOptions = {}): Promise<Transcriber> {
   const dir = resolve(folder);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${folder}: ASR model folder not found`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new Error(`${folder}: ASR model folder not found`);
   for (const f of NEEDED)
     if (!existsSync(join(dir, f)))
-      throw new Error(`${join(folder, f)}: missing; --asr wants a Whisper ONNX folder as transformers.js uses it`);
+      throw new Error(
+        `${join(folder, f)}: missing; --asr wants a Whisper ONNX folder as transformers.js uses it`,
+      );
   const dtype = pickDtype(dir, opts.dtype);
   const tr = await import('@huggingface/transformers');
   tr.env.allowRemoteModels = false;

@@ -35,7 +35,9 @@ export interface ExportSpec {
     infer(g: Graph, inputs: Record<string, Tensor>, ctx: BuildContext): Record<string, Tensor>;
   };
   /** Every weight, by graph parameter name. */
-  params: Map<string, HostTensor> | { get(name: string): HostTensor | undefined; entries(): Iterable<[string, HostTensor]> };
+  params:
+    | Map<string, HostTensor>
+    | { get(name: string): HostTensor | undefined; entries(): Iterable<[string, HostTensor]> };
   /** A tokenizer.json object (text models). */
   tokenizer?: Record<string, unknown> | null;
   tokenizerConfig?: Record<string, unknown> | null;
@@ -51,6 +53,8 @@ export interface ExportSpec {
 
 export interface ExportOptions {
   quantize?: 'int8' | null;
+  /** Weights with fewer values stay float in the int8 graph (default 4096: tiny layers gain nothing). */
+  int8MinValues?: number;
   /** Called with each file written, for logs. */
   log?: (msg: string) => void;
 }
@@ -75,7 +79,10 @@ function buildInferGraph(spec: ExportSpec, keep?: readonly string[]): Graph {
 
 function inputsOf(g: Graph): Record<string, { dtype: string; shape: (number | string)[] }> {
   return Object.fromEntries(
-    g.inputs.map((t) => [t.name, { dtype: t.dtype, shape: t.shape.map((d) => (typeof d === 'number' ? d : String(d))) }]),
+    g.inputs.map((t) => [
+      t.name,
+      { dtype: t.dtype, shape: t.shape.map((d) => (typeof d === 'number' ? d : String(d))) },
+    ]),
   );
 }
 
@@ -104,7 +111,8 @@ export function writeModelFolder(spec: ExportSpec, out: string, opts: ExportOpti
   const g = buildInferGraph(spec);
   const outputs = g.outputs.map((o) => o.name);
   for (const need of ['logits', 'probs'])
-    if (!outputs.includes(need)) throw new Error(`export: the model's inference graph has no '${need}' output`);
+    if (!outputs.includes(need))
+      throw new Error(`export: the model's inference graph has no '${need}' output`);
   const doc = `lemer ${spec.kind} model (${spec.labels.join(', ')}) from ${spec.source}`;
   files.set('model.onnx', toOnnx(g, { docString: doc }));
 
@@ -112,7 +120,9 @@ export function writeModelFolder(spec: ExportSpec, out: string, opts: ExportOpti
   const weights: Record<string, HostTensor> = {};
   for (const [n, t] of spec.params.entries()) if (g.params.has(n)) weights[n] = t;
   files.set('model.safetensors', safetensorsBytes(weights, { format: 'pt', source: 'lemer export' }));
-  const labelEmb = Object.fromEntries(Object.entries(weights).filter(([n]) => n.startsWith('head.label_embeddings.')));
+  const labelEmb = Object.fromEntries(
+    Object.entries(weights).filter(([n]) => n.startsWith('head.label_embeddings.')),
+  );
 
   const manifest: ModelManifest = {
     format: MODEL_FORMAT,
@@ -125,19 +135,28 @@ export function writeModelFolder(spec: ExportSpec, out: string, opts: ExportOpti
     description: spec.description,
     inputs: inputsOf(g),
     outputs,
-    files: { graph: 'model.onnx', weights: 'model.safetensors', labels: 'labels.json', config: 'config.yaml' },
+    files: {
+      graph: 'model.onnx',
+      weights: 'model.safetensors',
+      labels: 'labels.json',
+      config: 'config.yaml',
+    },
   };
   if (Object.keys(labelEmb).length) {
     files.set('label-embeddings.safetensors', safetensorsBytes(labelEmb));
     manifest.files.labelEmbeddings = 'label-embeddings.safetensors';
   }
   files.set('labels.json', JSON.stringify(spec.labels, null, 1) + '\n');
-  files.set('config.yaml', `# resolved config of ${spec.source}\n${toYaml(spec.config ?? {}, { lineWidth: 0 })}`);
+  files.set(
+    'config.yaml',
+    `# resolved config of ${spec.source}\n${toYaml(spec.config ?? {}, { lineWidth: 0 })}`,
+  );
   if (spec.kind !== 'speech') {
     if (!spec.tokenizer) throw new Error(`export: a ${spec.kind} model needs its tokenizer`);
     if (!spec.text) throw new Error(`export: a ${spec.kind} model needs its text settings`);
     files.set('tokenizer.json', JSON.stringify(spec.tokenizer));
-    if (spec.tokenizerConfig) files.set('tokenizer_config.json', JSON.stringify(spec.tokenizerConfig, null, 1));
+    if (spec.tokenizerConfig)
+      files.set('tokenizer_config.json', JSON.stringify(spec.tokenizerConfig, null, 1));
     manifest.files.tokenizer = 'tokenizer.json';
     manifest.text = { ...spec.text };
   }
@@ -152,7 +171,9 @@ export function writeModelFolder(spec: ExportSpec, out: string, opts: ExportOpti
     const keep = ['speech_label_attention', ...(outputs.includes('speech_mask') ? ['speech_mask'] : [])];
     const sg = buildInferGraph(spec, keep);
     if (sg.inputs.some((t) => t.name.startsWith('text.')))
-      throw new Error('export: the speech label attention depends on text inputs; cannot cut a speech-only graph');
+      throw new Error(
+        'export: the speech label attention depends on text inputs; cannot cut a speech-only graph',
+      );
     files.set('speech.onnx', toOnnx(sg, { docString: `${doc}: speech branch only (G_s)` }));
     manifest.files.speechGraph = 'speech.onnx';
     manifest.speechOnly = {
@@ -165,7 +186,7 @@ export function writeModelFolder(spec: ExportSpec, out: string, opts: ExportOpti
   let int8: QuantizeSummary | undefined;
   if (opts.quantize === 'int8') {
     const qg = buildInferGraph(spec);
-    int8 = quantizeMatMulsInt8(qg);
+    int8 = quantizeMatMulsInt8(qg, { minValues: opts.int8MinValues });
     const bytes = toOnnx(qg, { docString: `${doc}: int8 weight-quantised MatMuls` });
     files.set('model.int8.onnx', bytes);
     manifest.files.int8Graph = 'model.int8.onnx';

@@ -112,7 +112,8 @@ export function readManifest(dir: string): ModelManifest {
   for (const [key, name] of Object.entries(m.files ?? {})) {
     if (typeof name !== 'string') continue;
     const p = join(dir, name);
-    if (!existsSync(p)) throw new ModelFolderError(`${p}: missing (${MANIFEST_FILE} lists it as files.${key})`);
+    if (!existsSync(p))
+      throw new ModelFolderError(`${p}: missing (${MANIFEST_FILE} lists it as files.${key})`);
   }
   for (const need of ['graph', 'labels'] as const)
     if (!m.files?.[need]) throw new ModelFolderError(`${file}: files.${need} is missing`);

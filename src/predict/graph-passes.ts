@@ -14,7 +14,9 @@ export function inlineParams(g: Graph, values: (name: string) => HostTensor | un
     const v = values(name);
     if (!v) throw new Error(`export: no value for parameter '${name}'`);
     if (v.shape.join() !== p.spec.shape.join())
-      throw new Error(`export: parameter '${name}' has shape [${v.shape}], the graph wants [${p.spec.shape}]`);
+      throw new Error(
+        `export: parameter '${name}' has shape [${v.shape}], the graph wants [${p.spec.shape}]`,
+      );
     g.initializers.set(p.tensor.name, { dtype: v.dtype, shape: [...v.shape], data: v.data });
     const i = g.inputs.indexOf(p.tensor);
     if (i >= 0) g.inputs.splice(i, 1);
@@ -143,8 +145,22 @@ export function quantizeMatMulsInt8(g: Graph, opts: { minValues?: number } = {})
     );
     const [xq, xs, xz] = dq.outputs;
     const y = n.outputs[0];
-    const mm = makeNode(g, 'MatMulInteger', [xq, qw, xz, zp], [{ dtype: 'int32', shape: y.shape }], {}, n.scope);
-    const cast = makeNode(g, 'Cast', [mm.outputs[0]], [{ dtype: 'float32', shape: y.shape }], { to: 1 }, n.scope);
+    const mm = makeNode(
+      g,
+      'MatMulInteger',
+      [xq, qw, xz, zp],
+      [{ dtype: 'int32', shape: y.shape }],
+      {},
+      n.scope,
+    );
+    const cast = makeNode(
+      g,
+      'Cast',
+      [mm.outputs[0]],
+      [{ dtype: 'float32', shape: y.shape }],
+      { to: 1 },
+      n.scope,
+    );
     const sc = makeNode(g, 'Mul', [xs, ws], [{ dtype: 'float32', shape: [N] }], {}, n.scope);
     const mul = makeNode(g, 'Mul', [cast.outputs[0], sc.outputs[0]], [y], {}, n.scope);
     out.push(dq, mm, cast, sc, mul);

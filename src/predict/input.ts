@@ -65,12 +65,15 @@ function tooLong(name: string, seconds: number, max: number): Error {
 /** Checks an interleaved sample array and returns its channels. */
 function fromSamples(a: SamplesInput, name: string): DecodedAudio {
   if (!(a.samples instanceof Float32Array))
-    throw new Error(`${name}: samples must be a Float32Array, got ${Object.prototype.toString.call(a.samples)}`);
+    throw new Error(
+      `${name}: samples must be a Float32Array, got ${Object.prototype.toString.call(a.samples)}`,
+    );
   const rate = a.sampleRate;
   if (!Number.isInteger(rate) || rate < 1 || rate > 192000)
     throw new Error(`${name}: sampleRate must be an integer in [1, 192000] Hz, got ${String(rate)}`);
   const nc = a.channels ?? 1;
-  if (!Number.isInteger(nc) || nc < 1) throw new Error(`${name}: channels must be a positive integer, got ${nc}`);
+  if (!Number.isInteger(nc) || nc < 1)
+    throw new Error(`${name}: channels must be a positive integer, got ${nc}`);
   if (a.samples.length === 0) throw new Error(`${name}: 0 samples: there is no audio to classify`);
   if (a.samples.length % nc !== 0)
     throw new Error(`${name}: ${a.samples.length} samples do not split into ${nc} interleaved channels`);
@@ -185,16 +188,17 @@ export function prepareText(input: string | Uint8Array, name = 'text'): Prepared
   // Lone surrogates come from broken JS strings; they would reach the tokenizer as U+FFFD anyway.
   if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(text))
     warnings.push(`${name}: lone UTF-16 surrogates replaced by U+FFFD`);
-  // eslint-disable-next-line no-control-regex
-  const cleaned = text.toWellFormed().replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, ' ');
-  if (cleaned !== text.toWellFormed()) warnings.push(`${name}: control characters replaced by spaces`);
+  const wellFormed = text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+  const cleaned = wellFormed.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, ' ');
+  if (cleaned !== wellFormed) warnings.push(`${name}: control characters replaced by spaces`);
   return { text: cleaned.trim(), warnings };
 }
 
 function firstBadUtf8(b: Uint8Array): number {
-  for (let i = 0; i < b.length; ) {
+  for (let i = 0; i < b.length;) {
     const c = b[i];
-    const n = c < 0x80 ? 0 : c >= 0xc2 && c < 0xe0 ? 1 : c >= 0xe0 && c < 0xf0 ? 2 : c >= 0xf0 && c < 0xf5 ? 3 : -1;
+    const n =
+      c < 0x80 ? 0 : c >= 0xc2 && c < 0xe0 ? 1 : c >= 0xe0 && c < 0xf0 ? 2 : c >= 0xf0 && c < 0xf5 ? 3 : -1;
     if (n < 0) return i;
     for (let k = 1; k <= n; k++) if (i + k >= b.length || (b[i + k] & 0xc0) !== 0x80) return i;
     i += n + 1;

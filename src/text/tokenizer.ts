@@ -310,7 +310,9 @@ function parseLayout(pp: unknown, vocab: Map<string, number>, source: string): L
   if (!isObject(pp)) throw new Error(`${source}: post_processor is not an object`);
   if (pp.type === 'Sequence' && Array.isArray(pp.processors)) {
     const inner = pp.processors.find(
-      (p) => isObject(p) && (p.type === 'TemplateProcessing' || p.type === 'BertProcessing'),
+      (p) =>
+        isObject(p) &&
+        (p.type === 'TemplateProcessing' || p.type === 'BertProcessing' || p.type === 'RobertaProcessing'),
     );
     return parseLayout(inner ?? null, vocab, source);
   }
@@ -320,6 +322,29 @@ function parseLayout(pp: unknown, vocab: Map<string, number>, source: string): L
       throw new Error(`${source}: BertProcessing cls/sep must be [token, id] pairs`);
     };
     return bert(pairId(pp.cls), pairId(pp.sep));
+  }
+  if (pp.type === 'RobertaProcessing') {
+    // RoBERTa: <s> A </s> and <s> A </s> </s> B </s>, every type id 0.
+    const pairId = (x: unknown): number => {
+      if (Array.isArray(x) && typeof x[1] === 'number') return x[1];
+      throw new Error(`${source}: RobertaProcessing cls/sep must be [token, id] pairs`);
+    };
+    const cls = pairId(pp.cls);
+    const sep = pairId(pp.sep);
+    return {
+      single: [
+        { special: [cls], typeId: 0 },
+        { segment: 'A', typeId: 0 },
+        { special: [sep], typeId: 0 },
+      ],
+      pair: [
+        { special: [cls], typeId: 0 },
+        { segment: 'A', typeId: 0 },
+        { special: [sep, sep], typeId: 0 },
+        { segment: 'B', typeId: 0 },
+        { special: [sep], typeId: 0 },
+      ],
+    };
   }
   if (pp.type === 'TemplateProcessing') {
     const specials = isObject(pp.special_tokens) ? pp.special_tokens : {};

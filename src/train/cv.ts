@@ -28,6 +28,7 @@ import { encodeText, type Example } from './data.js';
 import { fit, predict, type EpochRecord, type FitState } from './fit.js';
 import type { ModelKind } from './head.js';
 import { buildModel, configFrontEnd, optimizerFor } from './model.js';
+import { initLabelEmbeddings, type LabelInitInfo } from './labels.js';
 
 export type RunModel = ModelKind | 'score-fusion';
 
@@ -270,6 +271,14 @@ async function fitOne(
   const train = examples(trainIdx);
   const valid = examples(validIdx);
   const test = examples(fold.test);
+  const labelInfo = await initLabelEmbeddings(cfg, built, corpus, train, {
+    runtime: runtimeOptions(cfg),
+    warn: o.warn,
+  });
+  if (labelInfo.keywords)
+    o.log?.(
+      `fold ${fold.name}: text label keywords: ${labelInfo.keywords.map((k, c) => `${labels[c]}: ${k.join(' ')}`).join('; ')}`,
+    );
   const B = cfg.optim.batchSize;
   const stepsPerEpoch = Math.max(
     1,
@@ -331,6 +340,7 @@ async function fitOne(
       seconds: r.seconds,
       resumed: r.resumed,
       description: built.description,
+      labelInit: labelInfo,
     },
   };
 }

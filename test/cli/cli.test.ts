@@ -326,3 +326,103 @@ test(
     assert.match(info.stdout, /labels: ang 1, hap 1, sad 1, neu 1/);
   },
 );
+
+test('corpus info --label-map: renamed labels, only the mapped ones, dropped counts per label', async () => {
+  const out = join(work, 'mapped.json');
+  const r = await lemer(
+    'corpus',
+    'info',
+    '--corpus',
+    `manifest:${manifest}`,
+    '--label-map',
+    'ang=Mad,neu=Calm',
+    '--json',
+    out,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /labels: Mad 2, Calm 2/);
+  assert.match(r.stdout, /label map: ang=Mad, neu=Calm\ndropped by the label map: 2 \(hap 1, sad 1\)/);
+  const info = JSON.parse(readFileSync(out, 'utf8'));
+  assert.deepEqual(info.labelMap, { map: { ang: 'Mad', neu: 'Calm' }, dropped: { hap: 1, sad: 1 } });
+  // labelMap in a config file does the same; --label-map overrides it.
+  const cfg = join(work, 'map.yaml');
+  writeFileSync(cfg, `classes: [Calm, Mad]\nlabelMap: { ang: Mad, neu: Calm, sad: Calm }\n`);
+  const c = await lemer('--config', cfg, 'corpus', 'info', '--corpus', `manifest:${manifest}`);
+  assert.equal(c.code, 0, c.stderr);
+  assert.match(c.stdout, /labels: Calm 3, Mad 2/);
+  const bad = await lemer('corpus', 'info', '--corpus', `manifest:${manifest}`, '--label-map', 'joy=hap');
+  assert.equal(bad.code, 1);
+  assert.match(
+    bad.stderr,
+    /^lemer: label map: corpus m has no label\(s\) joy \(its labels: ang, hap, neu, sad\)/,
+  );
+});
+
+test('invalid UTF-8 in a manifest fails naming file and line; --invalid-utf8 warn reads it with a count', async () => {
+  const m = join(work, 'bad-utf8.jsonl');
+  writeFileSync(
+    m,
+    Buffer.concat([
+      Buffer.from('{"id":"x1","text":"ok","label":"ang"}\n{"id":"x2","text":"caf'),
+      Buffer.from([0xe9]),
+      Buffer.from('","label":"neu"}\n'),
+    ]),
+  );
+  const r = await lemer('corpus', 'info', '--corpus', `manifest:${m}`);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^lemer: .*bad-utf8\.jsonl:2: invalid UTF-8 \(byte 0xe9 at column 26\)/);
+  const w = await lemer('corpus', 'info', '--corpus', `manifest:${m}`, '--invalid-utf8', 'warn');
+  assert.equal(w.code, 0, w.stderr);
+  assert.match(
+    w.stdout,
+    /bad-utf8\.jsonl: 1 line with invalid UTF-8 read with U\+FFFD for the bad bytes \(line 2\)/,
+  );
+});
+
+test('corpus info --durations lists every audio file that does not decode', async () => {
+  const dir = mkdtempSync(join(work, 'badaudio-'));
+  writeWav(join(dir, 'good.wav'), 1);
+  writeFileSync(join(dir, 'broken.wav'), 'RIFF\x04\x00\x00\x00WAVE');
+  const m = join(dir, 'm.jsonl');
+  writeFileSync(
+    m,
+    ['good', 'broken'].map((id) => JSON.stringify({ id, audio: `${id}.wav`, label: 'neu' })).join('\n') +
+      '\n',
+  );
+  const out = join(dir, 'info.json');
+  const r = await lemer('corpus', 'info', '--corpus', `manifest:${m}`, '--durations', '--json', out);
+  assert.equal(r.code, 0, r.stderr);
+  const info = JSON.parse(readFileSync(out, 'utf8'));
+  assert.equal(info.durations.measured, 1);
+  assert.equal(info.durations.unreadable.length, 1);
+  assert.equal(info.durations.unreadable[0].id, 'broken');
+  assert.match(info.durations.unreadable[0].error, /broken\.wav: broken WAV: no fmt chunk/);
+});
+
+test('features logmel --bins 128: refused by default, --allow-empty-filters keeps the empty bin at the floor', async () => {
+  const wav = join(work, 'one-second-16k.wav');
+  writeWav(wav, 1);
+  const refused = await lemer('features', 'logmel', wav, '--bins', '128');
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /mel bin 3 of 128 covers no FFT bin/);
+  const out = join(work, 'lm128.json');
+  const r = await lemer('features', 'logmel', wav, '--bins', '128', '--allow-empty-filters', '--json', out);
+  assert.equal(r.code, 0, r.stderr);
+  const f = JSON.parse(readFileSync(out, 'utf8'));
+  assert.equal(f.bins, 128);
+  assert.equal(f.raw.binStd[3], 0);
+  assert.equal(f.raw.binMean[3], Number(Math.log(1.1920928955078125e-7).toFixed(5)));
+});
+
+test('npm in the checkout prints no "Unknown project config" warning; the ORT install script stays denied', async () => {
+  const r = await new Promise<Run>((done) =>
+    execFile('npm', ['pkg', 'get', 'name'], { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) =>
+      done({ code: err ? 1 : 0, stdout, stderr }),
+    ),
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /Unknown project config/);
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  // onnxruntime-node's install script downloads CUDA libraries: denied, so `npm ci` works offline.
+  assert.equal(pkg.allowScripts['onnxruntime-node'], false);
+});

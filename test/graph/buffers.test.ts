@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { batchNorm1d } from '../../src/graph/layers/norm.js';
+import * as ops from '../../src/graph/ops/index.js';
 import type { HostTensor } from '../../src/graph/runtime.js';
 import { Predictor, Trainer, type TrainerOptions } from '../../src/graph/train.js';
 import { Rng } from '../../src/util/random.js';
@@ -39,7 +40,10 @@ function batchOf(seed: number): Record<string, HostTensor> {
 
 function options(over: Partial<TrainerOptions> = {}): TrainerOptions {
   return {
-    inputs: { x: { dtype: 'float32', shape: ['batch', C, T] }, t: { dtype: 'float32', shape: ['batch', C, T] } },
+    inputs: {
+      x: { dtype: 'float32', shape: ['batch', C, T] },
+      t: { dtype: 'float32', shape: ['batch', C, T] },
+    },
     build: (_g, i) => {
       const y = batchNorm1d(i.x, 'conv_module.batch_norm', { trackBatches: true });
       return { loss: y.mul(i.t).mean([0, 1, 2]) };
@@ -74,7 +78,9 @@ function expected(batches: Record<string, HostTensor>[], chunks: number): { rm: 
 function close(got: HostTensor, want: number[], what: string, tol = 2e-6): void {
   const g = Array.from(got.data as Float32Array);
   assert.equal(g.length, want.length, what);
-  g.forEach((v, i) => assert.ok(Math.abs(v - want[i]) <= tol * (1 + Math.abs(want[i])), `${what}[${i}]: ${v} vs ${want[i]}`));
+  g.forEach((v, i) =>
+    assert.ok(Math.abs(v - want[i]) <= tol * (1 + Math.abs(want[i])), `${what}[${i}]: ${v} vs ${want[i]}`),
+  );
 }
 
 const stat = (tr: Trainer, n: string) => tr.params.get(`conv_module.batch_norm.${n}`);
@@ -82,10 +88,11 @@ const batches = [batchOf(1), batchOf(2), batchOf(3)];
 
 test('the Trainer writes BatchNorm running statistics back after each step (torch rule, 3 steps)', async () => {
   const tr = await Trainer.create(options());
-  assert.deepEqual(
-    tr.built.bufferWrites.map((w) => w.name).sort(),
-    ['conv_module.batch_norm.num_batches_tracked', 'conv_module.batch_norm.running_mean', 'conv_module.batch_norm.running_var'],
-  );
+  assert.deepEqual(tr.built.bufferWrites.map((w) => w.name).sort(), [
+    'conv_module.batch_norm.num_batches_tracked',
+    'conv_module.batch_norm.running_mean',
+    'conv_module.batch_norm.running_var',
+  ]);
   for (const b of batches) await tr.step(b);
   const want = expected(batches, 1);
   close(stat(tr, 'running_mean'), want.rm, 'running_mean');
@@ -106,7 +113,7 @@ test('the Trainer writes BatchNorm running statistics back after each step (torc
   const rv = stat(tr, 'running_var').data as Float32Array;
   for (let i = 0; i < y.length; i++) {
     const c = Math.floor(i / T) % C;
-    const ref = ((x.data[i] as number) - rm[c]) / Math.sqrt(rv[c] + 1e-5) * w[c] + bias[c];
+    const ref = (((x.data[i] as number) - rm[c]) / Math.sqrt(rv[c] + 1e-5)) * w[c] + bias[c];
     assert.ok(Math.abs(y[i] - ref) < 1e-5, `y[${i}] ${y[i]} vs ${ref}`);
   }
   // evaluate() likewise: its loss is that of the eval-form output.
@@ -158,6 +165,23 @@ test('a Predictor or evaluation graph built in training mode is refused, naming 
       }),
     /Predictor: the graph was built in training mode \(batch statistics .* at bn; updates of bn\.running_mean, bn\.running_var\)/,
   );
+  await assert.rejects(
+    () =>
+      Predictor.create({
+        inputs,
+        build: (g, i) => {
+          g.training = true;
+          return { y: ops.dropout(i.x, 0.5) };
+        },
+      }),
+    /Predictor: the graph was built in training mode \(graph\.training is true; dropout p=0\.5 at \(top level\)\)/,
+  );
+  // Built as it should be, dropout is off: the output is the input, run after run.
+  const p = await Predictor.create({ inputs, build: (_g, i) => ({ y: ops.dropout(i.x, 0.5) }) });
+  const x = batchOf(5).x;
+  for (let k = 0; k < 2; k++) assert.deepEqual((await p.run({ x })).y.data, x.data);
+  await p.release();
+
   const tr = await Trainer.create(
     options({
       build: (g, i) => {
@@ -168,6 +192,9 @@ test('a Predictor or evaluation graph built in training mode is refused, naming 
     }),
   );
   await tr.step(batchOf(1));
-  await assert.rejects(() => tr.evaluate(batchOf(1)), /Trainer\.evaluate: the graph was built in training mode \(graph\.training is true/);
+  await assert.rejects(
+    () => tr.evaluate(batchOf(1)),
+    /Trainer\.evaluate: the graph was built in training mode \(graph\.training is true/,
+  );
   await tr.release();
 });

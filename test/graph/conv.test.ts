@@ -156,6 +156,20 @@ const CASES: Case[] = [
     k: 10,
     stride: 5,
   },
+  // Stride 1 with uneven pads: the input gradient's Conv takes pads (K-1)*d - pad per side.
+  { name: 'causal depthwise (pads [K-1, 0])', n: 2, cIn: 3, cOut: 3, t: 9, k: 4, padding: [3, 0], groups: 3 },
+  {
+    name: 'stride 1, pads [2, 1], dilation 2',
+    n: 2,
+    cIn: 2,
+    cOut: 3,
+    t: 10,
+    k: 3,
+    padding: [2, 1],
+    dilation: 2,
+    bias: true,
+  },
+  { name: 'stride 1, pad wider than the reach [0, 4]', n: 1, cIn: 2, cOut: 2, t: 7, k: 3, padding: [0, 4] },
   { name: 'stride > kernel', n: 2, cIn: 2, cOut: 2, t: 15, k: 2, stride: 4, padding: [0, 3], bias: true },
   {
     name: 'stride 1, pad wider than the kernel reach',
@@ -303,6 +317,18 @@ test('conv1d float64 passes gradcheck (finite differences through the engine)', 
     (_g, x, w, b) => conv1d(x, w, b, { stride: 2, padding: [1, 0], dilation: 2, groups: 2 }),
     [
       { name: 'x', shape: [2, 4, 10] },
+      { name: 'w', shape: [4, 2, 3] },
+      { name: 'b', shape: [4] },
+    ],
+  );
+  assert.ok(r.maxError < 1e-6, r.worst);
+});
+
+test('causal conv1d (stride 1, pads [K-1, 0]) float64 passes gradcheck', async () => {
+  const r = await gradcheck(
+    (_g, x, w, b) => conv1d(x, w, b, { padding: [2, 0], groups: 2 }),
+    [
+      { name: 'x', shape: [2, 4, 7] },
       { name: 'w', shape: [4, 2, 3] },
       { name: 'b', shape: [4] },
     ],

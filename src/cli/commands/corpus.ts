@@ -1,5 +1,6 @@
 /** `lemer corpus info` and `lemer corpus folds`: what a corpus holds, and how it splits. */
 import { Option, type Command } from 'commander';
+import { checkCorpusAudio, type AudioFailure } from '../../data/audio-check.js';
 import { checkFolds, leaveOneGroupOut, type GroupKey } from '../../data/folds.js';
 import type { Corpus, Utterance } from '../../data/types.js';
 import {
@@ -45,36 +46,25 @@ function groupSummary(
   );
 }
 
-/** Decodes every audio file (a few at a time) to sum durations; unreadable files become one warning. */
+/** Decodes every audio file (checkCorpusAudio, a few at a time) to sum durations; unreadable files are listed. */
 async function measureDurations(
   ctx: CommandContext,
-  utts: Utterance[],
-): Promise<{ seconds: Map<string, number>; warnings: string[] }> {
-  // Loaded here, not at start-up: `lemer --help` should not pay for the audio decoders.
-  const { decodeAudioFile } = await import('../../audio/decode.js');
-  const withAudio = utts.filter((u) => u.audioPath !== null);
-  const seconds = new Map<string, number>();
-  const failed: string[] = [];
-  const bar = ctx.progress(withAudio.length, 'durations');
-  let next = 0;
-  const worker = async () => {
-    while (next < withAudio.length) {
-      const u = withAudio[next++];
-      try {
-        const a = await decodeAudioFile(u.audioPath!);
-        seconds.set(u.id, a.channels[0].length / a.sampleRate);
-      } catch (err) {
-        failed.push((err as Error).message);
-      }
-      bar.tick();
-    }
-  };
-  await Promise.all([worker(), worker(), worker(), worker()]);
-  bar.stop();
-  const warnings = failed.length
-    ? [`${failed.length} audio file(s) could not be read and are not in the durations (first: ${failed[0]})`]
-    : [];
-  return { seconds, warnings };
+  corpus: Corpus,
+): Promise<{ seconds: Map<string, number>; failed: AudioFailure[]; warnings: string[] }> {
+  const n = corpus.utterances.filter((u) => u.audioPath !== null).length;
+  const bar = ctx.progress(n, 'durations');
+  try {
+    const { report } = await checkCorpusAudio(corpus, { onError: 'skip', onProgress: (d) => bar.update(d) });
+    const warnings = [...report.warnings];
+    if (report.failed.length > 0)
+      warnings.push(
+        `${report.failed.length} audio file(s) could not be read and are not in the durations ` +
+          `(all of them in --json under durations.unreadable; first: ${report.failed[0]!.error})`,
+      );
+    return { seconds: report.seconds, failed: report.failed, warnings };
+  } finally {
+    bar.stop();
+  }
 }
 
 export interface CorpusInfo {
@@ -93,7 +83,11 @@ export interface CorpusInfo {
     meanSeconds: number;
     perLabelSeconds: Record<string, number>;
     measured: number;
+    /** Files that do not decode, with the decoder's message. */
+    unreadable: AudioFailure[];
   };
+  /** Where a label map was applied: the map and the utterances it left out, per original label. */
+  labelMap?: { map: Record<string, string>; dropped: Record<string, number> };
   warnings: string[];
 }
 
@@ -124,6 +118,7 @@ export function summariseCorpus(spec: string, corpus: Corpus): CorpusInfo {
       meanTurns: sizes.length ? Number((utts.length / sizes.length).toFixed(2)) : 0,
       maxTurns: sizes.length ? Math.max(...sizes) : 0,
     },
+    ...(corpus.labelMap ? { labelMap: corpus.labelMap } : {}),
     warnings: [...corpus.warnings],
   };
 }
@@ -184,7 +179,7 @@ async function info(cmd: Command, io: CliIo): Promise<void> {
   const { spec, corpus } = await loadCorpusFromOptions(ctx, opts);
   const result = summariseCorpus(spec, corpus);
   if (opts.durations) {
-    const { seconds, warnings } = await measureDurations(ctx, corpus.utterances);
+    const { seconds, failed, warnings } = await measureDurations(ctx, corpus);
     const perLabelSeconds: Record<string, number> = Object.fromEntries(corpus.labels.map((l) => [l, 0]));
     let total = 0;
     for (const u of corpus.utterances) {
@@ -200,6 +195,7 @@ async function info(cmd: Command, io: CliIo): Promise<void> {
         Object.entries(perLabelSeconds).map(([l, s]) => [l, Number(s.toFixed(3))]),
       ),
       measured: seconds.size,
+      unreadable: failed,
     };
     for (const w of warnings) ctx.log.warn(w);
     result.warnings.push(...warnings);

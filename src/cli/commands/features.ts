@@ -51,6 +51,7 @@ export function featureStats(f: Features): FeatureStats {
 
 interface LogmelOptions {
   bins?: number;
+  allowEmptyFilters?: boolean;
   cmvn?: boolean;
   json?: string;
 }
@@ -71,7 +72,7 @@ async function logmelCommand(file: string, cmd: Command, io: CliIo): Promise<voi
     numBins,
     frameLengthMs: lm.frameLengthMs,
     frameShiftMs: lm.frameShiftMs,
-    allowEmptyFilters: lm.allowEmptyFilters,
+    allowEmptyFilters: opts.allowEmptyFilters ?? lm.allowEmptyFilters,
   });
   if (raw.frames === 0)
     throw new Error(
@@ -114,6 +115,10 @@ export function registerFeatures(program: Command, io: CliIo): void {
     )
     .argument('<audio>', 'a WAV or FLAC file (any rate; resampled to the config sample rate)')
     .option('--bins <n>', "mel bins (default: the config's speech.logMel.numBins)", intOption(1))
+    .option(
+      '--allow-empty-filters',
+      "keep mel filters that cover no FFT bin at the log floor, as torchaudio's kaldi.fbank (e.g. --bins 128)",
+    )
     .option('--no-cmvn', 'skip the per-utterance mean/variance normalisation statistics');
   jsonOption(lm).action((file: string, _opts, cmd: Command) => logmelCommand(file, cmd, io));
 }

@@ -12,6 +12,7 @@ import { registerFeatures } from './features.js';
 import { registerGraph } from './graph-export.js';
 import { registerTrain } from './train.js';
 import { registerCv } from './cv.js';
+import { registerLabels } from './labels.js';
 
 export interface CliCommand {
   /** The top-level command name, as typed after `lemer`. */
@@ -28,4 +29,5 @@ export const COMMANDS: CliCommand[] = [
   { name: 'graph', register: registerGraph },
   { name: 'train', register: registerTrain },
   { name: 'cv', register: registerCv },
+  { name: 'labels', register: registerLabels },
 ];

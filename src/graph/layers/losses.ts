@@ -115,7 +115,10 @@ function sumCount(perRow: Tensor, w: Tensor | null): SumCount {
   const total = (t: Tensor) => (all.length ? reduceSum(t, all) : t);
   if (w) return { sum: total(mul(perRow, w)), count: stopGradient(total(w)) };
   const n = perRow.shape.every((d) => typeof d === 'number')
-    ? perRow.graph.scalar(perRow.shape.reduce<number>((a, d) => a * (d as number), 1), perRow.dtype)
+    ? perRow.graph.scalar(
+        perRow.shape.reduce<number>((a, d) => a * (d as number), 1),
+        perRow.dtype,
+      )
     : cast(node1(perRow.graph, 'Size', [perRow], 'int64', []), perRow.dtype);
   return { sum: total(perRow), count: n };
 }
@@ -124,7 +127,10 @@ function sumCount(perRow: Tensor, w: Tensor | null): SumCount {
 export function crossEntropyTerm(logits: Tensor, labels: Tensor, opts: CrossEntropyOptions = {}): SumCount {
   const lab = checkLabels('crossEntropy', logits, labels);
   const w = rowWeights('crossEntropy', lab, logits.dtype, opts);
-  return sumCount(crossEntropy(logits, labels, { ...opts, weights: undefined, ignoreIndex: undefined, reduction: 'none' }), w);
+  return sumCount(
+    crossEntropy(logits, labels, { ...opts, weights: undefined, ignoreIndex: undefined, reduction: 'none' }),
+    w,
+  );
 }
 
 /** `crossEntropyFromProbs` as { sum, count } for a Trainer loss term. */
@@ -136,7 +142,12 @@ export function crossEntropyFromProbsTerm(
   const lab = checkLabels('crossEntropyFromProbs', probs, labels);
   const w = rowWeights('crossEntropyFromProbs', lab, probs.dtype, opts);
   return sumCount(
-    crossEntropyFromProbs(probs, labels, { ...opts, weights: undefined, ignoreIndex: undefined, reduction: 'none' }),
+    crossEntropyFromProbs(probs, labels, {
+      ...opts,
+      weights: undefined,
+      ignoreIndex: undefined,
+      reduction: 'none',
+    }),
     w,
   );
 }
@@ -230,7 +241,20 @@ export function maskedMseTerm(a: Tensor, b: Tensor, mask: Tensor): SumCount {
       count =
         typeof d === 'number'
           ? mul(count, d)
-          : mul(count, cast(node1(a.graph, 'Gather', [node1(a.graph, 'Shape', [a], 'int64', [a.rank]), a.graph.scalar(i, 'int64')], 'int64', [], { axis: 0 }), a.dtype));
+          : mul(
+              count,
+              cast(
+                node1(
+                  a.graph,
+                  'Gather',
+                  [node1(a.graph, 'Shape', [a], 'int64', [a.rank]), a.graph.scalar(i, 'int64')],
+                  'int64',
+                  [],
+                  { axis: 0 },
+                ),
+                a.dtype,
+              ),
+            );
     }
   return { sum, count: stopGradient(count) };
 }

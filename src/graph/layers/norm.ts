@@ -191,14 +191,8 @@ export function batchNorm1dWithStats(x: Tensor, name: string, opts: BatchNormOpt
       (n) => `${scope}.${n}`,
     );
     // Statistics carry no gradient: the running averages are not on any loss path.
-    const newMean = add(
-      mul(g.bufferValue(rmName), 1 - momentum),
-      mul(stopGradient(r.mean), momentum),
-    );
-    const newVar = add(
-      mul(g.bufferValue(rvName), 1 - momentum),
-      mul(stopGradient(r.unbiasedVar), momentum),
-    );
+    const newMean = add(mul(g.bufferValue(rmName), 1 - momentum), mul(stopGradient(r.mean), momentum));
+    const newVar = add(mul(g.bufferValue(rvName), 1 - momentum), mul(stopGradient(r.unbiasedVar), momentum));
     g.updateBuffer(rmName, newMean);
     g.updateBuffer(rvName, newVar);
     if (nbt) g.updateBuffer(nbtName, add(g.bufferValue(nbtName), g.scalar(1, 'int64')));

@@ -43,7 +43,9 @@ export function readHfConfig(dir: string, opts: ReadHfConfigOptions = {}): HfCon
     throw new HfLoadError(`${path}: not valid JSON (${(err as Error).message})`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-    throw new HfLoadError(`${path}: expected a JSON object, got ${Array.isArray(raw) ? 'an array' : typeof raw}`);
+    throw new HfLoadError(
+      `${path}: expected a JSON object, got ${Array.isArray(raw) ? 'an array' : typeof raw}`,
+    );
   const config = raw as Record<string, unknown>;
   if (opts.knownTypes) checkModelType(config, path, opts.knownTypes);
   return { config, path };
@@ -58,7 +60,8 @@ export function checkModelType(
   const t = config.model_type;
   const known = `known: ${[...knownTypes].sort().join(', ')}`;
   if (t === undefined) throw new HfLoadError(`${path}: no "model_type" key (${known})`);
-  if (typeof t !== 'string') throw new HfLoadError(`${path}: "model_type" must be a string, got ${JSON.stringify(t)}`);
+  if (typeof t !== 'string')
+    throw new HfLoadError(`${path}: "model_type" must be a string, got ${JSON.stringify(t)}`);
   if (!knownTypes.includes(t)) throw new HfLoadError(`${path}: unknown model_type "${t}" (${known})`);
   return t;
 }

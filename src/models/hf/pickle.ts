@@ -70,22 +70,79 @@ class PyDict extends Map<unknown, unknown> {}
 const MARK = Symbol('mark');
 
 function allowedGlobal(name: string): boolean {
-  return name === ORDERED_DICT || REBUILDS.has(name) || (name.startsWith('torch.') && name.slice(6) in STORAGES);
+  return (
+    name === ORDERED_DICT || REBUILDS.has(name) || (name.startsWith('torch.') && name.slice(6) in STORAGES)
+  );
 }
 
 const OPNAMES: Record<number, string> = {
-  0x28: 'MARK', 0x2e: 'STOP', 0x30: 'POP', 0x31: 'POP_MARK', 0x32: 'DUP', 0x46: 'FLOAT', 0x49: 'INT',
-  0x4a: 'BININT', 0x4b: 'BININT1', 0x4c: 'LONG', 0x4d: 'BININT2', 0x4e: 'NONE', 0x50: 'PERSID',
-  0x51: 'BINPERSID', 0x52: 'REDUCE', 0x53: 'STRING', 0x54: 'BINSTRING', 0x55: 'SHORT_BINSTRING',
-  0x56: 'UNICODE', 0x58: 'BINUNICODE', 0x61: 'APPEND', 0x62: 'BUILD', 0x63: 'GLOBAL', 0x64: 'DICT',
-  0x7d: 'EMPTY_DICT', 0x65: 'APPENDS', 0x67: 'GET', 0x68: 'BINGET', 0x69: 'INST', 0x6a: 'LONG_BINGET',
-  0x6c: 'LIST', 0x5d: 'EMPTY_LIST', 0x6f: 'OBJ', 0x70: 'PUT', 0x71: 'BINPUT', 0x72: 'LONG_BINPUT',
-  0x73: 'SETITEM', 0x74: 'TUPLE', 0x29: 'EMPTY_TUPLE', 0x75: 'SETITEMS', 0x47: 'BINFLOAT',
-  0x80: 'PROTO', 0x81: 'NEWOBJ', 0x82: 'EXT1', 0x83: 'EXT2', 0x84: 'EXT4', 0x85: 'TUPLE1',
-  0x86: 'TUPLE2', 0x87: 'TUPLE3', 0x88: 'NEWTRUE', 0x89: 'NEWFALSE', 0x8a: 'LONG1', 0x8b: 'LONG4',
-  0x42: 'BINBYTES', 0x43: 'SHORT_BINBYTES', 0x8c: 'SHORT_BINUNICODE', 0x8d: 'BINUNICODE8',
-  0x8e: 'BINBYTES8', 0x8f: 'EMPTY_SET', 0x90: 'ADDITEMS', 0x91: 'FROZENSET', 0x92: 'NEWOBJ_EX',
-  0x93: 'STACK_GLOBAL', 0x94: 'MEMOIZE', 0x95: 'FRAME', 0x96: 'BYTEARRAY8', 0x97: 'NEXT_BUFFER',
+  0x28: 'MARK',
+  0x2e: 'STOP',
+  0x30: 'POP',
+  0x31: 'POP_MARK',
+  0x32: 'DUP',
+  0x46: 'FLOAT',
+  0x49: 'INT',
+  0x4a: 'BININT',
+  0x4b: 'BININT1',
+  0x4c: 'LONG',
+  0x4d: 'BININT2',
+  0x4e: 'NONE',
+  0x50: 'PERSID',
+  0x51: 'BINPERSID',
+  0x52: 'REDUCE',
+  0x53: 'STRING',
+  0x54: 'BINSTRING',
+  0x55: 'SHORT_BINSTRING',
+  0x56: 'UNICODE',
+  0x58: 'BINUNICODE',
+  0x61: 'APPEND',
+  0x62: 'BUILD',
+  0x63: 'GLOBAL',
+  0x64: 'DICT',
+  0x7d: 'EMPTY_DICT',
+  0x65: 'APPENDS',
+  0x67: 'GET',
+  0x68: 'BINGET',
+  0x69: 'INST',
+  0x6a: 'LONG_BINGET',
+  0x6c: 'LIST',
+  0x5d: 'EMPTY_LIST',
+  0x6f: 'OBJ',
+  0x70: 'PUT',
+  0x71: 'BINPUT',
+  0x72: 'LONG_BINPUT',
+  0x73: 'SETITEM',
+  0x74: 'TUPLE',
+  0x29: 'EMPTY_TUPLE',
+  0x75: 'SETITEMS',
+  0x47: 'BINFLOAT',
+  0x80: 'PROTO',
+  0x81: 'NEWOBJ',
+  0x82: 'EXT1',
+  0x83: 'EXT2',
+  0x84: 'EXT4',
+  0x85: 'TUPLE1',
+  0x86: 'TUPLE2',
+  0x87: 'TUPLE3',
+  0x88: 'NEWTRUE',
+  0x89: 'NEWFALSE',
+  0x8a: 'LONG1',
+  0x8b: 'LONG4',
+  0x42: 'BINBYTES',
+  0x43: 'SHORT_BINBYTES',
+  0x8c: 'SHORT_BINUNICODE',
+  0x8d: 'BINUNICODE8',
+  0x8e: 'BINBYTES8',
+  0x8f: 'EMPTY_SET',
+  0x90: 'ADDITEMS',
+  0x91: 'FROZENSET',
+  0x92: 'NEWOBJ_EX',
+  0x93: 'STACK_GLOBAL',
+  0x94: 'MEMOIZE',
+  0x95: 'FRAME',
+  0x96: 'BYTEARRAY8',
+  0x97: 'NEXT_BUFFER',
   0x98: 'READONLY_BUFFER',
 };
 
@@ -118,7 +175,8 @@ export function unpickle(
   const memo = new Map<number, unknown>();
   let p = start;
   const need = (n: number) => {
-    if (p + n > bytes.length) throw new HfLoadError(`${source}: truncated pickle (at byte ${p}, ${n} more needed)`);
+    if (p + n > bytes.length)
+      throw new HfLoadError(`${source}: truncated pickle (at byte ${p}, ${n} more needed)`);
   };
   const u8 = () => (need(1), bytes[p++]);
   const u16 = () => (need(2), (p += 2), dv.getUint16(p - 2, true));
@@ -127,7 +185,8 @@ export function unpickle(
     need(8);
     const v = dv.getBigUint64(p, true);
     p += 8;
-    if (v > BigInt(bytes.length)) throw new HfLoadError(`${source}: corrupt pickle (length ${v} at byte ${p - 8})`);
+    if (v > BigInt(bytes.length))
+      throw new HfLoadError(`${source}: corrupt pickle (length ${v} at byte ${p - 8})`);
     return Number(v);
   };
   const take = (n: number) => (need(n), (p += n), bytes.subarray(p - n, p));
@@ -163,7 +222,8 @@ export function unpickle(
     return new Global(name);
   };
   const setItems = (d: unknown, items: unknown[]) => {
-    if (!(d instanceof Map)) throw new HfLoadError(`${source}: corrupt pickle (SETITEM on a non-dict at byte ${p})`);
+    if (!(d instanceof Map))
+      throw new HfLoadError(`${source}: corrupt pickle (SETITEM on a non-dict at byte ${p})`);
     for (let i = 0; i + 1 < items.length; i += 2) d.set(items[i], items[i + 1]);
   };
   for (;;) {
@@ -338,7 +398,8 @@ export function unpickle(
         // APPEND
         const v = pop();
         const l = top();
-        if (!Array.isArray(l)) throw new HfLoadError(`${source}: corrupt pickle (APPEND on a non-list at byte ${at})`);
+        if (!Array.isArray(l))
+          throw new HfLoadError(`${source}: corrupt pickle (APPEND on a non-list at byte ${at})`);
         l.push(v);
         break;
       }
@@ -346,7 +407,8 @@ export function unpickle(
         // APPENDS
         const items = popMark();
         const l = top();
-        if (!Array.isArray(l)) throw new HfLoadError(`${source}: corrupt pickle (APPENDS on a non-list at byte ${at})`);
+        if (!Array.isArray(l))
+          throw new HfLoadError(`${source}: corrupt pickle (APPENDS on a non-list at byte ${at})`);
         l.push(...items);
         break;
       }
@@ -391,7 +453,8 @@ function reduce(fn: unknown, args: unknown, source: string, at: number): unknown
     }
     case 'torch._utils._rebuild_parameter':
     case 'torch._utils._rebuild_parameter_with_state':
-      if (!(args[0] instanceof TensorRef)) throw new HfLoadError(`${source}: corrupt parameter record at byte ${at}`);
+      if (!(args[0] instanceof TensorRef))
+        throw new HfLoadError(`${source}: corrupt parameter record at byte ${at}`);
       return args[0];
     default:
       // Storage classes are only ever arguments of persistent ids, never called.
@@ -402,7 +465,9 @@ function reduce(fn: unknown, args: unknown, source: string, at: number): unknown
 function storageFromPid(pid: unknown, source: string): StorageRef {
   // ('storage', storage_type, key, location, numel[, view_metadata])
   if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5)
-    throw new UnsafePickleError(`${source}: refused persistent id ${JSON.stringify(String(pid))}: not a torch storage`);
+    throw new UnsafePickleError(
+      `${source}: refused persistent id ${JSON.stringify(String(pid))}: not a torch storage`,
+    );
   const [, type, key, , numel, viewMeta] = pid as unknown[];
   if (!(type instanceof Global) || !type.name.startsWith('torch.') || !(type.name.slice(6) in STORAGES))
     throw new UnsafePickleError(`${source}: refused storage type ${describe(type)}`);
@@ -419,7 +484,10 @@ function storageFromPid(pid: unknown, source: string): StorageRef {
 }
 
 /** The element values of a storage, as the tensor's host dtype. */
-function decodeStorage(kind: StorageKind, bytes: Uint8Array): Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array {
+function decodeStorage(
+  kind: StorageKind,
+  bytes: Uint8Array,
+): Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array {
   const buf = bytes.slice().buffer; // aligned copy
   const n = bytes.length / kind.size;
   switch (kind.read) {
@@ -435,7 +503,14 @@ function decodeStorage(kind: StorageKind, bytes: Uint8Array): Float32Array | Flo
         const s = h & 0x8000 ? -1 : 1;
         const e = (h >> 10) & 0x1f;
         const m = h & 0x3ff;
-        out[i] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+        out[i] =
+          e === 0
+            ? s * m * 2 ** -24
+            : e === 31
+              ? m
+                ? NaN
+                : s * Infinity
+              : s * (1 + m / 1024) * 2 ** (e - 15);
       }
       return out;
     }
@@ -481,7 +556,9 @@ function materialise(
 ): HostTensor {
   const n = t.shape.reduce((a, b) => a * b, 1);
   if (t.shape.length !== t.stride.length)
-    throw new HfLoadError(`${source}: tensor '${name}': ${t.shape.length} sizes but ${t.stride.length} strides`);
+    throw new HfLoadError(
+      `${source}: tensor '${name}': ${t.shape.length} sizes but ${t.stride.length} strides`,
+    );
   let last = t.offset;
   for (let i = 0; i < t.shape.length; i++) if (t.shape[i] > 0) last += (t.shape[i] - 1) * t.stride[i];
   if (n > 0 && last >= storage.length)
@@ -509,10 +586,13 @@ function materialise(
 
 function stateDictEntries(value: unknown, source: string): [string, TensorRef][] {
   if (!(value instanceof Map))
-    throw new HfLoadError(`${source}: not a state dict (the pickle holds ${describe(value)}, not a dict of tensors)`);
+    throw new HfLoadError(
+      `${source}: not a state dict (the pickle holds ${describe(value)}, not a dict of tensors)`,
+    );
   const out: [string, TensorRef][] = [];
   for (const [k, v] of value) {
-    if (typeof k !== 'string') throw new HfLoadError(`${source}: state dict key ${String(k)} is not a string`);
+    if (typeof k !== 'string')
+      throw new HfLoadError(`${source}: state dict key ${String(k)} is not a string`);
     if (!(v instanceof TensorRef))
       throw new HfLoadError(`${source}: state dict entry '${k}' is ${describe(v)}, not a tensor`);
     out.push([k, v]);
@@ -543,7 +623,8 @@ function readZipStateDict(path: string): Map<string, HostTensor> {
     const order = zip.entries.get(`${prefix}byteorder`);
     if (order) {
       const o = new TextDecoder().decode(zip.read(`${prefix}byteorder`)).trim();
-      if (o !== 'little') throw new HfLoadError(`${path}: saved on a ${o}-endian machine; only little-endian is read`);
+      if (o !== 'little')
+        throw new HfLoadError(`${path}: saved on a ${o}-endian machine; only little-endian is read`);
     }
     const refs = new Map<string, StorageRef>();
     const { value } = unpickle(zip.read(pkl), path, (pid) => {
@@ -559,10 +640,13 @@ function readZipStateDict(path: string): Map<string, HostTensor> {
       let data = decoded.get(key);
       if (!data) {
         const entry = `${prefix}data/${key}`;
-        if (!zip.entries.has(entry)) throw new HfLoadError(`${path}: storage '${key}' of '${name}' is missing from the archive`);
+        if (!zip.entries.has(entry))
+          throw new HfLoadError(`${path}: storage '${key}' of '${name}' is missing from the archive`);
         const raw = zip.read(entry);
         if (raw.length % t.storage.kind.size)
-          throw new HfLoadError(`${path}: storage '${key}' has ${raw.length} bytes, not a whole number of ${t.storage.kindName} elements`);
+          throw new HfLoadError(
+            `${path}: storage '${key}' has ${raw.length} bytes, not a whole number of ${t.storage.kindName} elements`,
+          );
         data = decodeStorage(t.storage.kind, raw);
         decoded.set(key, data);
       }
@@ -585,16 +669,22 @@ function readLegacyStateDict(path: string): Map<string, HostTensor> {
   if (magic.value !== LEGACY_MAGIC && BigInt(magic.value as number) !== LEGACY_MAGIC)
     throw new HfLoadError(`${path}: not a torch.save file (bad magic number)`);
   const proto = unpickle(bytes, path, none, magic.end);
-  if (proto.value !== 1001) throw new HfLoadError(`${path}: unsupported torch.save protocol ${String(proto.value)}`);
+  if (proto.value !== 1001)
+    throw new HfLoadError(`${path}: unsupported torch.save protocol ${String(proto.value)}`);
   const sys = unpickle(bytes, path, none, proto.end);
   if (sys.value instanceof Map && sys.value.get('little_endian') === false)
     throw new HfLoadError(`${path}: saved on a big-endian machine; only little-endian is read`);
   const refs = new Map<string, StorageRef>();
-  const main = unpickle(bytes, path, (pid) => {
-    const s = storageFromPid(pid, path);
-    if (!refs.has(s.key)) refs.set(s.key, s);
-    return s;
-  }, sys.end);
+  const main = unpickle(
+    bytes,
+    path,
+    (pid) => {
+      const s = storageFromPid(pid, path);
+      if (!refs.has(s.key)) refs.set(s.key, s);
+      return s;
+    },
+    sys.end,
+  );
   const keys = unpickle(bytes, path, none, main.end);
   if (!Array.isArray(keys.value) || !keys.value.every((k) => typeof k === 'string'))
     throw new HfLoadError(`${path}: corrupt storage key list`);
@@ -609,7 +699,8 @@ function readLegacyStateDict(path: string): Map<string, HostTensor> {
     const n = Number(dv.getBigInt64(p, true));
     const len = n * ref.kind.size;
     if (!(n >= 0)) throw new HfLoadError(`${path}: corrupt file (storage '${key}' has ${n} elements)`);
-    if (p + 8 + len > bytes.length) throw new HfLoadError(`${path}: truncated file (storage '${key}' ends early)`);
+    if (p + 8 + len > bytes.length)
+      throw new HfLoadError(`${path}: truncated file (storage '${key}' ends early)`);
     raw.set(key, bytes.subarray(p + 8, p + 8 + len));
     p += 8 + len;
   }

@@ -47,7 +47,9 @@ export function loadHfWeights(dir: string): HfWeights {
     } catch {
       throw new HfLoadError(`${dir}: no such folder`);
     }
-    const onnx = existsSync(join(dir, 'onnx')) ? '; it has an onnx/ export, usable as a frozen ONNX encoder' : '';
+    const onnx = existsSync(join(dir, 'onnx'))
+      ? '; it has an onnx/ export, usable as a frozen ONNX encoder'
+      : '';
     throw new HfLoadError(
       `${dir}: no weights: expected one of ${WEIGHT_FILES.join(', ')} (the folder holds: ${listing || 'nothing'})${onnx}`,
     );
@@ -80,11 +82,14 @@ function readOne(file: string, out: HfWeights, names: readonly string[] | null):
     try {
       f = SafetensorsFile.open(file);
     } catch (err) {
-      throw new HfLoadError(err instanceof SafetensorsError ? err.message : `${file}: ${(err as Error).message}`);
+      throw new HfLoadError(
+        err instanceof SafetensorsError ? err.message : `${file}: ${(err as Error).message}`,
+      );
     }
     try {
       for (const name of names ?? f.names) {
-        if (!f.has(name)) throw new HfLoadError(`${file}: the index puts '${name}' here, but the file lacks it`);
+        if (!f.has(name))
+          throw new HfLoadError(`${file}: the index puts '${name}' here, but the file lacks it`);
         let t: HostTensor;
         try {
           t = f.read(name);
@@ -120,7 +125,9 @@ function readSharded(index: string, out: HfWeights): void {
   const byShard = new Map<string, string[]>();
   for (const [name, shard] of Object.entries(map as Record<string, unknown>)) {
     if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\') || shard.startsWith('.'))
-      throw new HfLoadError(`${index}: weight_map["${name}"] must be a shard file name beside the index, got ${JSON.stringify(shard)}`);
+      throw new HfLoadError(
+        `${index}: weight_map["${name}"] must be a shard file name beside the index, got ${JSON.stringify(shard)}`,
+      );
     const list = byShard.get(shard) ?? [];
     list.push(name);
     byShard.set(shard, list);
@@ -129,7 +136,8 @@ function readSharded(index: string, out: HfWeights): void {
   const dir = dirname(resolve(index));
   for (const [shard, names] of byShard) {
     const path = join(dir, shard);
-    if (!existsSync(path)) throw new HfLoadError(`${index}: shard ${shard} (${names.length} tensors) is missing`);
+    if (!existsSync(path))
+      throw new HfLoadError(`${index}: shard ${shard} (${names.length} tensors) is missing`);
     readOne(path, out, names);
   }
 }

@@ -135,7 +135,8 @@ function readCentralDirectory(fd: number, path: string): Map<string, ZipEntry> {
     cdSize = Number(z.getBigUint64(40, true));
     cdOffset = Number(z.getBigUint64(48, true));
   }
-  if (cdOffset + cdSize > size) throw new HfLoadError(`${path}: truncated archive (central directory past the end)`);
+  if (cdOffset + cdSize > size)
+    throw new HfLoadError(`${path}: truncated archive (central directory past the end)`);
   const cd = readAt(fd, cdOffset, cdSize, path);
   const cv = view(cd);
   const entries = new Map<string, ZipEntry>();
@@ -161,8 +162,8 @@ function readCentralDirectory(fd: number, path: string): Map<string, ZipEntry> {
       const len = cv.getUint16(e + 2, true);
       if (id === 1) {
         let q = e + 4;
-        if (usize === 0xffffffff) (usize = Number(cv.getBigUint64(q, true))), (q += 8);
-        if (compressedSize === 0xffffffff) (compressedSize = Number(cv.getBigUint64(q, true))), (q += 8);
+        if (usize === 0xffffffff) ((usize = Number(cv.getBigUint64(q, true))), (q += 8));
+        if (compressedSize === 0xffffffff) ((compressedSize = Number(cv.getBigUint64(q, true))), (q += 8));
         if (localHeaderOffset === 0xffffffff) localHeaderOffset = Number(cv.getBigUint64(q, true));
       }
       e += 4 + len;

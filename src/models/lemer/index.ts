@@ -3,3 +3,4 @@ export * from './config.js';
 export * from './head.js';
 export * from './losses.js';
 export * from './model.js';
+export * from './label-embeddings.js';

@@ -74,6 +74,8 @@ export interface Wav2Vec2Arch {
   activationDropout: number;
   attentionDropout: number;
   featProjDropout: number;
+  /** LayerDrop: each layer is skipped with this probability in training (WavLM never skips layer 0). */
+  layerdrop: number;
   layerNormEps: number;
   featExtractNorm: 'group' | 'layer';
   featExtractAct: Wav2Vec2Activation;
@@ -150,6 +152,7 @@ export function wav2vec2Arch(c: Wav2Vec2Config): Wav2Vec2Arch {
     activationDropout: c.activation_dropout,
     attentionDropout: c.attention_dropout,
     featProjDropout: c.feat_proj_dropout,
+    layerdrop: c.layerdrop,
     layerNormEps: c.layer_norm_eps,
     featExtractNorm: c.feat_extract_norm,
     featExtractAct: c.feat_extract_activation,

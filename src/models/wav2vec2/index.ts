@@ -7,9 +7,9 @@
 import { Graph, type ParamSpec } from '../../graph/graph.js';
 import type { HostTensor } from '../../graph/runtime.js';
 import type { InputDecl } from '../../graph/train.js';
-import { fmtShape } from '../../graph/shape.js';
 import type { Encoder } from '../encoder.js';
 import {
+  WAV2VEC2_MODEL_TYPES,
   type Wav2Vec2Arch,
   type Wav2Vec2Config,
   minInputSamples,
@@ -17,7 +17,8 @@ import {
   wav2vec2Arch,
 } from './config.js';
 import { type Wav2Vec2BuildOptions, buildWav2Vec2 } from './modeling.js';
-import { mapWav2Vec2Name } from './names.js';
+import { wav2vec2NameOptions } from './names.js';
+import { type MappedWeights, mapWeights } from '../hf/map.js';
 
 export * from './config.js';
 export * from './features.js';
@@ -100,86 +101,65 @@ export function wav2vec2ParamSpecs(arch: Wav2Vec2Arch, opts: Wav2Vec2BuildOption
       input_values: g.input('input_values', i.input_values.dtype, i.input_values.shape),
       attention_mask: g.input('attention_mask', i.attention_mask.dtype, i.attention_mask.shape),
     },
-    opts,
+    {
+      ...opts,
+      // Only whether frames are masked matters here (the param masked_spec_embed), not which.
+      maskTimeIndices: opts.maskTimeIndices && g.input('mask_time_indices', 'int64', ['batch', 'frames']),
+    },
   );
   return [...g.params.values()].map((p) => p.spec);
 }
 
-export interface MappedWeights {
-  weights: Map<string, HostTensor>;
-  /** Checkpoint tensors set aside on purpose (heads, quantizer, ...). */
-  unused: string[];
-}
-
 /**
- * Maps checkpoint tensors (Hugging Face names, any base_model_prefix, either weight-norm
- * spelling) onto the encoder's parameters. Missing, unexpected and wrong-shaped tensors
- * are all listed in one error naming `source` (a config whose sizes disagree with the
- * weights shows up here as wrong shapes).
+ * Maps checkpoint tensors (Hugging Face names, the model type's base_model_prefix, either
+ * weight-norm spelling) onto the encoder's parameters with src/models/hf's mapWeights: one
+ * error naming `file` lists every wrong-shaped, missing and unexpected tensor (a config
+ * whose sizes disagree with the weights shows up as wrong shapes).
  */
 export function wav2vec2WeightsFromCheckpoint(
   arch: Wav2Vec2Arch,
   tensors: Map<string, HostTensor>,
-  source: string,
+  file: string,
   opts: Wav2Vec2BuildOptions = {},
 ): MappedWeights {
-  const specs = new Map(wav2vec2ParamSpecs(arch, opts).map((s) => [s.name, s]));
-  const weights = new Map<string, HostTensor>();
-  const unused: string[] = [];
-  const unexpected: string[] = [];
-  const wrong: string[] = [];
-  for (const [key, t] of tensors) {
-    const m = mapWav2Vec2Name(arch.modelType, key);
-    if (m.kind === 'unused') {
-      unused.push(key);
-      continue;
-    }
-    const spec = specs.get(m.name);
-    if (!spec) {
-      unexpected.push(key);
-      continue;
-    }
-    if (spec.shape.join() !== t.shape.join()) {
-      wrong.push(`${key}: checkpoint ${fmtShape(t.shape)}, config gives ${fmtShape(spec.shape)}`);
-      continue;
-    }
-    if (weights.has(m.name)) {
-      unexpected.push(`${key} (a second tensor for '${m.name}')`);
-      continue;
-    }
-    weights.set(m.name, t.dtype === spec.dtype ? t : convertFloat(t, spec.dtype));
-  }
-  const missing = [...specs.keys()].filter((n) => !weights.has(n));
-  if (missing.length || unexpected.length || wrong.length) {
-    const parts: string[] = [];
-    if (wrong.length) parts.push(`${wrong.length} wrong-shaped:\n  ${wrong.join('\n  ')}`);
-    if (missing.length) parts.push(`${missing.length} missing:\n  ${missing.join('\n  ')}`);
-    if (unexpected.length) parts.push(`${unexpected.length} unexpected:\n  ${unexpected.join('\n  ')}`);
-    throw new Error(
-      `${source}: the ${arch.modelType} checkpoint does not fit its config.json\n${parts.join('\n')}`,
-    );
-  }
-  return { weights, unused };
-}
-
-function convertFloat(t: HostTensor, dtype: ParamSpec['dtype']): HostTensor {
-  if (dtype === 'float64') return { dtype, shape: t.shape, data: Float64Array.from(t.data as Float32Array) };
-  if (dtype === 'float32') return { dtype, shape: t.shape, data: Float32Array.from(t.data as Float64Array) };
-  throw new Error(`cannot convert a ${t.dtype} tensor to ${dtype}`);
+  const expected = wav2vec2ParamSpecs(arch, opts).map((s) => ({
+    name: s.name,
+    shape: s.shape,
+    dtype: s.dtype,
+  }));
+  return mapWeights(tensors, expected, { ...wav2vec2NameOptions(arch.modelType), file });
 }
 
 /**
  * An encoder with weights from a Hugging Face checkpoint: `config` is config.json as read,
  * `tensors` the checkpoint's tensors (any base_model_prefix, either weight-norm spelling),
- * `source` the folder (named in errors). What the folder loader calls for these model types.
+ * `file` the weights file named in mismatch errors (`opts.configSource` names config.json,
+ * `opts.source` the folder). What src/models/encoders.ts's loadEncoder calls.
  */
 export function wav2vec2EncoderFromCheckpoint(
   config: Record<string, unknown>,
   tensors: Map<string, HostTensor>,
-  source: string,
-  opts: Wav2Vec2BuildOptions = {},
+  file: string,
+  opts: Wav2Vec2BuildOptions & { configSource?: string; source?: string } = {},
 ): Wav2Vec2Encoder & { unused: string[] } {
-  const arch = wav2vec2Arch(parseWav2Vec2Config(config, `${source}/config.json`));
-  const { weights, unused } = wav2vec2WeightsFromCheckpoint(arch, tensors, source, opts);
-  return { ...wav2vec2Encoder(config, { ...opts, weights, source }), unused };
+  const configSource = opts.configSource ?? 'config.json';
+  const arch = wav2vec2Arch(parseWav2Vec2Config(config, configSource));
+  const { weights, unused } = wav2vec2WeightsFromCheckpoint(arch, tensors, file, opts);
+  return {
+    ...wav2vec2Encoder(config, { ...opts, configSource, weights, source: opts.source ?? file }),
+    unused,
+  };
 }
+
+/** The family's entry in src/models/encoders.ts (structurally an EncoderFamily). */
+export const wav2vec2Family = {
+  modelTypes: WAV2VEC2_MODEL_TYPES,
+  modality: 'speech' as const,
+  create: (config: Record<string, unknown>, opts: Wav2Vec2EncoderOptions) => wav2vec2Encoder(config, opts),
+  fromCheckpoint: (
+    config: Record<string, unknown>,
+    tensors: Map<string, HostTensor>,
+    source: string,
+    opts: Wav2Vec2BuildOptions & { configSource?: string; source?: string },
+  ) => wav2vec2EncoderFromCheckpoint(config, tensors, source, opts),
+};

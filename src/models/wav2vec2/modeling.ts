@@ -12,8 +12,10 @@
  * group norm (base checkpoints) normalises over padded samples too, so a padded row differs
  * from the same row alone, as in Hugging Face; the conformer's depthwise convolution sees
  * padded frames; its `pos_conv_embed` weights exist in checkpoints but are never used.
- * Not built: LayerDrop and SpecAugment-style time masking of fine-tuning (training
- * regularisers; HF's `masked_spec_embed` is listed as unused), adapters.
+ * LayerDrop is HF's: in training each layer is skipped with probability `layerdrop` (one
+ * draw per layer and step; both branches are computed, the gradient takes the drawn one).
+ * Not built: the SpecAugment-style time masking of fine-tuning (`mask_time_prob`; HF's
+ * `masked_spec_embed` is listed as unused), adapters.
  */
 import type { Graph, Tensor } from '../../graph/graph.js';
 import * as ops from '../../graph/ops/index.js';
@@ -22,6 +24,7 @@ import { derivedDim } from '../../graph/shape.js';
 import { conv1dLayer, weightNormConv1d } from '../../graph/layers/conv.js';
 import { batchNorm1d, groupNorm, layerNormLayer } from '../../graph/layers/norm.js';
 import { embedding, linear } from '../../graph/layers/linear.js';
+import { applySpanMask } from '../../graph/layers/ssl.js';
 import { gelu, geluTanh, glu, silu } from '../../graph/layers/activations.js';
 import {
   CONFORMER_ATTENTION_NAMES,
@@ -39,6 +42,14 @@ export interface Wav2Vec2BuildOptions {
    * and its parameters are left out of the update); the feature projection still trains.
    */
   freezeFeatureEncoder?: boolean;
+  /**
+   * Frames to mask [B, T] (1 / true = masked), as Wav2Vec2ForPreTraining and HF's
+   * SpecAugment-style fine-tuning do: after the feature projection those frames are
+   * replaced by the learned `masked_spec_embed` (then a parameter of the graph). Its
+   * dims are taken to be the frames' (the run-time sizes must agree: `frameLengths`,
+   * `featExtractOutputLength`).
+   */
+  maskTimeIndices?: Tensor;
 }
 
 /** Parameter names of the conv feature encoder (what `freezeFeatureEncoder` freezes). */
@@ -403,8 +414,22 @@ export function buildWav2Vec2(
   if (opts.freezeFeatureEncoder) conv = ops.stopGradient(conv);
   const feats = swapCT(conv); // [B, T, C]
   const keep = frameMaskFor(frameLengths(arch, inputs.attention_mask), feats);
-  const { hidden: projected, normed } = featureProjection(arch, feats);
+  const proj = featureProjection(arch, feats);
+  const normed = proj.normed;
+  let projected = proj.hidden;
+  if (opts.maskTimeIndices) {
+    const embed = g.param('masked_spec_embed', [arch.hiddenSize], {
+      init: { kind: 'uniform', low: 0, high: 1 },
+    });
+    const m = opts.maskTimeIndices;
+    projected = applySpanMask(projected, m.withShape([projected.shape[0], projected.shape[1]]), embed);
+  }
   const ctx: LayerContext = { arch, mask: keep, positionBias: null };
+  const layerDrop = (i: number, h: Tensor, layer: () => Tensor): Tensor => {
+    const out = layer();
+    if (!g.training || arch.layerdrop === 0 || (arch.modelType === 'wavlm' && i === 0)) return out;
+    return ops.where(ops.less(ops.randomUniformLike(g.scalar(0)), arch.layerdrop), h, out);
+  };
   const hiddenStates: Tensor[] = [];
   const last = g.scope('encoder', () => {
     // Padded frames are zeroed before the positional conv (HF: hidden_states[~mask] = 0).
@@ -417,7 +442,8 @@ export function buildWav2Vec2(
       };
       for (let i = 0; i < arch.numLayers; i++) {
         hiddenStates.push(h);
-        h = conformerLayer(ctx, pos, h, i);
+        const x = h;
+        h = layerDrop(i, x, () => conformerLayer(ctx, pos, x, i));
       }
       return layerNormLayer(h, 'layer_norm', arch.layerNormEps);
     }
@@ -426,7 +452,8 @@ export function buildWav2Vec2(
     h = ops.dropout(h, arch.hiddenDropout);
     for (let i = 0; i < arch.numLayers; i++) {
       hiddenStates.push(h);
-      h = encoderLayer(ctx, h, i);
+      const x = h;
+      h = layerDrop(i, x, () => encoderLayer(ctx, x, i));
     }
     return arch.stableLayerNorm ? layerNormLayer(h, 'layer_norm', arch.layerNormEps) : h;
   });

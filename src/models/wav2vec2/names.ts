@@ -7,6 +7,7 @@
  * positional conv). Everything else is for the loader's missing / unexpected /
  * wrong-shape report.
  */
+import { graphName } from '../hf/map.js';
 import type { Wav2Vec2ModelType } from './config.js';
 
 /** `base_model_prefix` of each model type's heads (Wav2Vec2ForCTC keeps the base under `wav2vec2.`). */
@@ -18,23 +19,23 @@ export const WAV2VEC2_PREFIXES: Record<Wav2Vec2ModelType, string> = {
 };
 
 /** torch.nn.utils.parametrizations.weight_norm's names -> torch.nn.utils.weight_norm's (the graph's). */
-const WEIGHT_NORM_ALIASES: [string, string][] = [
-  ['.parametrizations.weight.original0', '.weight_g'],
-  ['.parametrizations.weight.original1', '.weight_v'],
+const WEIGHT_NORM_ALIASES: (readonly [RegExp, string])[] = [
+  [/\.parametrizations\.weight\.original0$/, '.weight_g'],
+  [/\.parametrizations\.weight\.original1$/, '.weight_v'],
 ];
 
 /**
  * Tensors a checkpoint may hold that the encoder does not use: heads (CTC, classification,
  * x-vector), Wav2Vec2ForPreTraining's quantizer and projections (read by the quantizer,
  * not the encoder), HuBERT pretraining's label embeddings, the time-mask embedding of
- * fine-tuning, adapters of the weighted layer sum.
+ * fine-tuning, the weighted layer sum, BatchNorm's step counter.
  */
 const UNUSED: RegExp[] = [
   /^lm_head\./,
   /^projector\./,
   /^classifier\./,
   /^tdnn\./,
-  /^feature_extractor\.(weight|bias)$/, // x-vector head's linear (WavLMForXVector.feature_extractor is top-level)
+  /^feature_extractor\.(weight|bias)$/, // the x-vector head's top-level linear, not the conv stack
   /^objective\./,
   /^layer_weights$/,
   /^quantizer\./,
@@ -44,29 +45,30 @@ const UNUSED: RegExp[] = [
   /^label_embs_concat$/,
   /^masked_spec_embed$/,
   /^dropout_features\./,
-  /\.num_batches_tracked$/, // BatchNorm's step counter: lemer's BatchNorm uses a fixed momentum
+  /\.num_batches_tracked$/,
 ];
 
 /** The conformer has `encoder.pos_conv_embed.*` in every checkpoint but never applies it (HF and fairseq alike). */
 const CONFORMER_UNUSED = /^encoder\.pos_conv_embed\./;
 
-export type NameMapping = { kind: 'param'; name: string } | { kind: 'unused'; reason: string };
-
-/** Where a checkpoint tensor goes: a graph parameter, or set aside with the reason. */
-export function mapWav2Vec2Name(modelType: Wav2Vec2ModelType, key: string): NameMapping {
-  const prefix = WAV2VEC2_PREFIXES[modelType];
-  let name = key.startsWith(prefix) ? key.slice(prefix.length) : key;
-  if (UNUSED.some((r) => r.test(name)))
-    return { kind: 'unused', reason: 'head, pretraining or fine-tuning tensor' };
-  for (const [from, to] of WEIGHT_NORM_ALIASES)
-    if (name.endsWith(from)) name = name.slice(0, -from.length) + to;
-  if (modelType === 'wav2vec2-conformer' && CONFORMER_UNUSED.test(name))
-    return { kind: 'unused', reason: 'the conformer never applies pos_conv_embed' };
-  return { kind: 'param', name };
+/** How src/models/hf's mapWeights reads a checkpoint of this model type. */
+export function wav2vec2NameOptions(modelType: Wav2Vec2ModelType): {
+  prefixes: string[];
+  aliases: (readonly [RegExp, string])[];
+  ignorable: RegExp[];
+} {
+  return {
+    prefixes: [WAV2VEC2_PREFIXES[modelType]],
+    aliases: WEIGHT_NORM_ALIASES,
+    ignorable: modelType === 'wav2vec2-conformer' ? [...UNUSED, CONFORMER_UNUSED] : UNUSED,
+  };
 }
 
-/** The graph name of a checkpoint tensor, or null for tensors set aside. */
-export function wav2vec2ParamName(modelType: Wav2Vec2ModelType, key: string): string | null {
-  const m = mapWav2Vec2Name(modelType, key);
-  return m.kind === 'param' ? m.name : null;
+export type NameMapping = { kind: 'param'; name: string } | { kind: 'unused' };
+
+/** Where a checkpoint tensor goes: a graph parameter name, or set aside. */
+export function mapWav2Vec2Name(modelType: Wav2Vec2ModelType, key: string): NameMapping {
+  const opts = wav2vec2NameOptions(modelType);
+  const name = graphName(key, opts);
+  return opts.ignorable.some((r) => r.test(name)) ? { kind: 'unused' } : { kind: 'param', name };
 }

@@ -46,6 +46,7 @@ export function fixtureEncoder(
 export async function runEncoder(
   enc: Encoder,
   feeds: Record<string, HostTensor>,
+  training = false,
 ): Promise<Record<string, HostTensor>> {
   const params = new ParameterStore();
   for (const [k, v] of enc.weights ?? []) params.set(k, v);
@@ -54,7 +55,7 @@ export async function runEncoder(
     params,
     runtime: { threads: 1 },
     build: (g, i) => {
-      const out = enc.build(g, i, { training: false });
+      const out = enc.build(g, i, { training });
       const o: Record<string, typeof out.hidden> = { mask: out.mask, extract_features: out.extractFeatures! };
       out.hiddenStates.forEach((h, k) => (o[`hidden_states.${k}`] = h));
       return o;

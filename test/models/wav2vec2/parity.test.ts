@@ -2,7 +2,14 @@
 // reference (tools/make_wav2vec2_fixtures.py), on a padded batch and on a row alone.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { HostTensor } from '../../../src/graph/runtime.js';
+import { Graph } from '../../../src/graph/graph.js';
+import { CompiledGraph, type HostTensor } from '../../../src/graph/runtime.js';
+import {
+  buildWav2Vec2,
+  parseWav2Vec2Config,
+  wav2vec2Arch,
+  wav2vec2WeightsFromCheckpoint,
+} from '../../../src/models/wav2vec2/index.js';
 import { fixtureEncoder, loadFixture, maxAbsDiff, rowPrefix, runEncoder } from './helpers.js';
 
 const TOL = 1e-4;
@@ -85,3 +92,62 @@ for (const v of VARIANTS) {
     }
   });
 }
+
+test('LayerDrop in training: layerdrop 1 skips every layer (WavLM keeps layer 0, as HF)', async () => {
+  for (const name of ['wav2vec2-tiny', 'wavlm-tiny']) {
+    const fx = loadFixture(name);
+    const config = {
+      ...fx.config,
+      hidden_dropout: 0,
+      attention_dropout: 0,
+      activation_dropout: 0,
+      layerdrop: 1,
+    };
+    const enc = fixtureEncoder({ ...fx, config });
+    const feeds = {
+      input_values: fx.ref.get('input_values')!,
+      attention_mask: fx.ref.get('attention_mask')!,
+    };
+    const train = await runEncoder(enc, feeds, true);
+    const first = name === 'wavlm-tiny' ? 1 : 0;
+    if (first === 1)
+      assert.ok(maxAbsDiff(train['hidden_states.1'], fx.ref.get('hidden_states.1')!, 'l0') <= TOL);
+    assert.equal(maxAbsDiff(train['hidden_states.2'], train[`hidden_states.${first}`], `${name} skipped`), 0);
+    // Outside training the same config runs every layer.
+    const evalOut = await runEncoder(enc, feeds, false);
+    assert.ok(maxAbsDiff(evalOut['hidden_states.2'], fx.ref.get('hidden_states.2')!, 'eval') <= TOL);
+  }
+});
+
+test('mask_time_indices: masked frames take masked_spec_embed before the encoder (as torchaudio pieces give)', async () => {
+  const fx = loadFixture('wav2vec2-tiny');
+  const g = new Graph();
+  const wave = g.input('input_values', 'float32', ['batch', 'samples']);
+  const mask = g.input('attention_mask', 'int64', ['batch', 'samples']);
+  const timeMask = g.input('mask_time_indices', 'int64', ['batch', 'frames']);
+  const arch = wav2vec2Arch(parseWav2Vec2Config(fx.config));
+  const out = buildWav2Vec2(
+    arch,
+    { input_values: wave, attention_mask: mask },
+    { maskTimeIndices: timeMask },
+  );
+  out.hiddenStates.forEach((h, i) => g.output(`h${i}`, h));
+  const { weights } = wav2vec2WeightsFromCheckpoint(arch, fx.tensors, 'm', { maskTimeIndices: timeMask });
+  assert.ok(weights.has('masked_spec_embed'));
+  const cg = await CompiledGraph.create(g, { threads: 1 });
+  const res = await cg.run({
+    ...Object.fromEntries(weights),
+    input_values: fx.ref.get('input_values')!,
+    attention_mask: fx.ref.get('attention_mask')!,
+    mask_time_indices: fx.ref.get('mask_time_indices')!,
+  });
+  await cg.release();
+  for (let i = 0; i < 3; i++) {
+    const d = maxAbsDiff(res[`h${i}`], fx.ref.get(`masked.hidden_states.${i}`)!, `masked ${i}`);
+    assert.ok(d <= TOL, `masked hidden_states.${i}: ${d}`);
+  }
+  assert.ok(
+    maxAbsDiff(res.h2, fx.ref.get('hidden_states.2')!, 'unmasked') > 0.01,
+    'the mask changes the output',
+  );
+});

@@ -1,0 +1,111 @@
+/**
+ * Label-embedding initialisation for one fold (Table 1's variants), from the fold's
+ * TRAINING utterances only: text keywords by class TF-IDF through the text encoder
+ * (src/models/lemer/label-embeddings.ts), and speech codes from k-means over the speech
+ * encoder's last hidden states (encoders without a quantizer, as the in-place conformer),
+ * L_s = mean hidden state at the frames carrying a class's top-K codes. The encoders run
+ * with the weights the trainer starts from (same names, same seed), so the embeddings
+ * live in the space the head sees at step one.
+ */
+import type { LemerConfig } from '../config/schema.js';
+import type { Corpus } from '../data/types.js';
+import type { HostTensor, RuntimeOptions } from '../graph/runtime.js';
+import { fitKMeans, assignCodes, concatFrames } from '../models/codes/index.js';
+import {
+  codeFrameMeans,
+  encodeUtterances,
+  selectSpeechCodes,
+  selectTextKeywords,
+  speechLabelInit,
+  textLabelInit,
+} from '../models/lemer/label-embeddings.js';
+import { PARAM_PREFIXES } from '../models/lemer/index.js';
+import { makeBatch, type Example } from './data.js';
+import type { BuiltModel } from './model.js';
+
+export interface LabelInitInfo {
+  /** Each class's keywords (text) and top codes (speech), where used. */
+  keywords?: string[][];
+  codes?: number[][];
+}
+
+function stack(rows: Float32Array[], dim: number): HostTensor {
+  const data = new Float32Array(rows.length * dim);
+  rows.forEach((r, i) => data.set(r, i * dim));
+  return { dtype: 'float32', shape: [rows.length, dim], data };
+}
+
+/** Puts the label-embedding initial values into `built.initialParams`; returns what they came from. */
+export async function initLabelEmbeddings(
+  cfg: LemerConfig,
+  built: BuiltModel,
+  corpus: Corpus,
+  train: Example[],
+  opts: { runtime?: RuntimeOptions; warn?: (m: string) => void },
+): Promise<LabelInitInfo> {
+  const info: LabelInitInfo = {};
+  const classes = cfg.classes;
+  const withLabels = built.kind === 'lemer' || cfg.train.labelEmbeddings;
+  if (!withLabels) return info;
+  const run = { weights: built.initialParams, seed: cfg.seed, runtime: opts.runtime };
+  let textLabels: HostTensor | undefined;
+  if (built.textEncoder && built.tokenizer) {
+    const docs = train.map((e) => ({ label: classes[e.label], text: corpus.utterances[e.index].text }));
+    const lang = corpus.name.toLowerCase().startsWith('emodb') ? 'de' : 'en';
+    const keywords =
+      cfg.text.labelInit === 'tfidf'
+        ? selectTextKeywords(docs, classes, cfg.text.labelK, lang, { warn: opts.warn })
+        : undefined;
+    const r = await textLabelInit({
+      ...run,
+      mode: cfg.text.labelInit,
+      encoder: built.textEncoder,
+      tokenizer: built.tokenizer,
+      classes,
+      keywords,
+      source: cfg.text.labelSource,
+    });
+    for (const [k, v] of r.params) built.initialParams.set(k, v);
+    textLabels = r.params.get(`${PARAM_PREFIXES.head}label_embeddings.text`);
+    if (r.sources.length) info.keywords = r.sources.map((s) => s.map(String));
+  }
+  const enc = built.speechEncoder;
+  if (enc && built.kind !== 'text') {
+    const mode = cfg.speech.labelInit;
+    if (mode === 'bert') {
+      const r = await speechLabelInit({ ...run, mode, encoder: enc, classes, textLabels });
+      for (const [k, v] of r.params) built.initialParams.set(k, v);
+    } else if (mode === 'codebook') {
+      if (cfg.speech.codebookMode === 'projection')
+        throw new Error(
+          `speech.codebookMode projection needs an encoder with a quantizer (codebook vectors); ${enc.source} has none: use hidden-mean`,
+        );
+      if (cfg.speech.codes === 'quantizer')
+        throw new Error(`speech.codes quantizer: ${enc.source} has no quantizer (use auto or kmeans)`);
+      // The encoder's own inputs, a batch at a time, in training order.
+      const decls = Object.fromEntries(Object.entries(enc.inputs).map(([k, d]) => [`speech.${k}`, d]));
+      const feeds: Record<string, HostTensor>[] = [];
+      for (let i = 0; i < train.length; i += 16) {
+        const b = makeBatch(train.slice(i, i + 16), { decls, labelScope: 'context', padId: 0 });
+        feeds.push(Object.fromEntries(Object.entries(b).map(([k, v]) => [k.slice('speech.'.length), v])));
+      }
+      const { hidden } = await encodeUtterances(enc, feeds, run);
+      const frames = concatFrames(hidden.map((h) => ({ data: h.data, n: h.frames, dim: h.dim })));
+      const km = fitKMeans(frames, {
+        k: Math.min(cfg.train.speechCodes, frames.n),
+        seed: cfg.seed,
+        maxIter: 30,
+      });
+      const docs = hidden.map((h, i) => ({
+        label: classes[train[i].label],
+        codes: assignCodes(km, { data: h.data, n: h.frames, dim: h.dim }),
+        hidden: h,
+      }));
+      const top = selectSpeechCodes(docs, classes, cfg.speech.labelK, { warn: opts.warn });
+      const rows = codeFrameMeans(docs, classes, top);
+      built.initialParams.set(`${PARAM_PREFIXES.head}label_embeddings.speech`, stack(rows, enc.hiddenSize));
+      info.codes = top;
+    }
+  }
+  return info;
+}

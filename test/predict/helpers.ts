@@ -1,0 +1,198 @@
+/**
+ * A tiny LE-MER-shaped model trained in the test itself with the engine's Trainer on a
+ * handful of synthetic utterances (a low or high tone with a matching word), then exported:
+ * tests of export, load and predict do not depend on `lemer cv`.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cmvn, logMel } from '../../src/audio/logmel.js';
+import type { Graph, Tensor } from '../../src/graph/graph.js';
+import * as ops from '../../src/graph/ops/index.js';
+import { linear } from '../../src/graph/layers/linear.js';
+import { cosineSimilarity, maskedMax } from '../../src/graph/layers/pooling.js';
+import { accuracy, crossEntropy } from '../../src/graph/layers/losses.js';
+import { Trainer, type BuildContext, type InputDecl } from '../../src/graph/train.js';
+import { tokenizerFromJson } from '../../src/text/tokenizer.js';
+import { buildWordPieceVocab } from '../../src/text/vocab.js';
+import { inPlaceSpeechEncoder, inPlaceTextEncoder } from '../../src/train/inplace.js';
+import { makeBatch, type Example } from '../../src/train/data.js';
+import { writeModelFolder, type ExportResult } from '../../src/predict/export.js';
+import type { FrontEndSpec } from '../../src/predict/folder.js';
+
+export const LABELS = ['low', 'high'];
+export const FRONT_END: FrontEndSpec = {
+  kind: 'logmel',
+  sampleRate: 16000,
+  logMel: { numBins: 80, frameLengthMs: 25, frameShiftMs: 10, normalize: 'utterance' },
+};
+
+/** A tone of `hz` with a little noise, `seconds` long at `rate`. */
+export function tone(hz: number, seconds: number, rate = 16000, seed = 1): Float32Array {
+  const n = Math.round(seconds * rate);
+  const x = new Float32Array(n);
+  let s = seed;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    x[i] = 0.3 * Math.sin((2 * Math.PI * hz * i) / rate) + 0.01 * (s / 2 ** 32 - 0.5);
+  }
+  return x;
+}
+
+/** A 16-bit PCM WAV file's bytes. */
+export function wavBytes(samples: Float32Array, rate: number, channels = 1): Uint8Array {
+  const n = samples.length;
+  const out = new Uint8Array(44 + 2 * n);
+  const v = new DataView(out.buffer);
+  const ascii = (o: number, s: string) => [...s].forEach((c, i) => (out[o + i] = c.charCodeAt(0)));
+  ascii(0, 'RIFF');
+  v.setUint32(4, 36 + 2 * n, true);
+  ascii(8, 'WAVE');
+  ascii(12, 'fmt ');
+  v.setUint32(16, 16, true);
+  v.setUint16(20, 1, true);
+  v.setUint16(22, channels, true);
+  v.setUint32(24, rate, true);
+  v.setUint32(28, rate * 2 * channels, true);
+  v.setUint16(32, 2 * channels, true);
+  v.setUint16(34, 16, true);
+  ascii(36, 'data');
+  v.setUint32(40, 2 * n, true);
+  for (let i = 0; i < n; i++)
+    v.setInt16(44 + 2 * i, Math.max(-32768, Math.min(32767, Math.round(samples[i] * 32768))), true);
+  return out;
+}
+
+const TEXTS = ['the low hum', 'a deep low sound', 'the high whistle', 'a bright high sound'];
+
+export function tinyModel(vocabSize: number) {
+  const text = inPlaceTextEncoder({
+    vocabSize,
+    hiddenSize: 16,
+    numLayers: 1,
+    numHeads: 2,
+    intermediateSize: 32,
+    dropout: 0,
+    maxPositions: 32,
+  });
+  const speech = inPlaceSpeechEncoder({
+    numBins: 80,
+    hiddenSize: 16,
+    numLayers: 1,
+    numHeads: 2,
+    ffnDim: 32,
+    convKernel: 3,
+    dropout: 0,
+  });
+  const inputs: Record<string, InputDecl> = {};
+  for (const [k, d] of Object.entries(text.inputs)) inputs[`text.${k}`] = d;
+  inputs['text.label_mask'] = { dtype: 'int64', shape: ['batch', 'tokens'] };
+  for (const [k, d] of Object.entries(speech.inputs)) inputs[`speech.${k}`] = d;
+  const forward = (g: Graph, i: Record<string, Tensor>, ctx: BuildContext) => {
+    const t = g.scope('text_encoder', () =>
+      text.build(
+        g,
+        {
+          input_ids: i['text.input_ids'],
+          attention_mask: i['text.attention_mask'],
+          token_type_ids: i['text.token_type_ids'],
+        },
+        { training: ctx.training },
+      ),
+    );
+    const s = g.scope('speech_encoder', () =>
+      speech.build(
+        g,
+        { input_features: i['speech.input_features'], attention_mask: i['speech.attention_mask'] },
+        { training: ctx.training },
+      ),
+    );
+    return g.scope('head', () => {
+      const lt = g.param('label_embeddings.text', [2, 16], { init: { kind: 'normal', std: 0.5 } });
+      const ls = g.param('label_embeddings.speech', [2, 16], { init: { kind: 'normal', std: 0.5 } });
+      const v = ops.concat([maskedMax(t.hidden, t.mask), maskedMax(s.hidden, s.mask)], -1);
+      const logits = linear(v, 'classifier', 2);
+      return { logits, gt: cosineSimilarity(t.hidden, lt), gs: cosineSimilarity(s.hidden, ls), t, s };
+    });
+  };
+  return {
+    inputs,
+    trainInputs: { ...inputs, labels: { dtype: 'int64', shape: ['batch'] } } as Record<string, InputDecl>,
+    infer: (g: Graph, i: Record<string, Tensor>, ctx: BuildContext) => {
+      const o = forward(g, i, ctx);
+      return {
+        logits: o.logits,
+        probs: o.logits.softmax(-1),
+        text_label_attention: o.gt,
+        speech_label_attention: o.gs,
+        text_mask: o.t.mask,
+        speech_mask: o.s.mask,
+      };
+    },
+    train: (g: Graph, i: Record<string, Tensor>, ctx: BuildContext) => {
+      const o = forward(g, i, ctx);
+      return { loss: crossEntropy(o.logits, i.labels), metrics: { accuracy: accuracy(o.logits, i.labels) } };
+    },
+  };
+}
+
+let cached: Promise<ExportResult> | null = null;
+
+/** Trains the tiny model for a few steps and exports it (once per test process). */
+export function exportedTinyModel(opts: { quantize?: boolean } = {}): Promise<ExportResult> {
+  if (!cached || opts.quantize) {
+    const p = (async () => {
+      const vocab = buildWordPieceVocab(
+        TEXTS.flatMap((t) => [t, t]),
+        { vocabSize: 200, minFrequency: 1 },
+      );
+      const tok = tokenizerFromJson(vocab);
+      const model = tinyModel(tok.vocabSize);
+      const examples: Example[] = TEXTS.map((t, k) => {
+        const f = cmvn(logMel(tone(k < 2 ? 200 : 2000, 0.6 + 0.1 * k), { numBins: 80 }));
+        return {
+          index: k,
+          id: `u${k}`,
+          label: k < 2 ? 0 : 1,
+          text: tok.encode(t, { maxLength: 32 }),
+          speech: f,
+        };
+      });
+      const trainer = await Trainer.create({
+        inputs: model.trainInputs,
+        build: model.train,
+        optimizer: { kind: 'adam', lr: 3e-3 },
+        seed: 7,
+      });
+      const feeds = makeBatch(examples, {
+        decls: model.trainInputs,
+        labelScope: 'context',
+        padId: tok.padId,
+      });
+      for (let s = 0; s < 5; s++) await trainer.step(feeds);
+      const params = new Map([...trainer.params.entries()]);
+      await trainer.release();
+      const out = join(mkdtempSync(join(tmpdir(), 'lemer-predict-')), 'model');
+      return writeModelFolder(
+        {
+          kind: 'lemer',
+          labels: LABELS,
+          model,
+          params,
+          tokenizer: vocab,
+          text: { maxTokens: 32, history: 0, labelScope: 'context' },
+          speech: FRONT_END,
+          labelTemperature: 1,
+          config: { note: 'test model' },
+          source: 'test/predict/helpers.ts',
+          description: 'tiny test model',
+        },
+        out,
+        { quantize: opts.quantize ? 'int8' : null, int8MinValues: 64 },
+      );
+    })();
+    if (opts.quantize) return p;
+    cached = p;
+  }
+  return cached;
+}
