@@ -305,6 +305,25 @@ def main():
     perturb(m, 4)
     save("wavlm-tiny", c, m.state_dict(), lambda w, a, l: ref_forward(m, w, a), "tools/wavlm_conformer_ref.py WavLM")
 
+    # WavLM large-style: layer-norm feature encoder, stable layer norm (the gate reads the normed input).
+    c = {
+        **c,
+        "feat_extract_norm": "layer",
+        "conv_bias": True,
+        "do_stable_layer_norm": True,
+        "num_conv_pos_embeddings": 5,
+    }
+    m = ref.WavLMModel(c).eval()
+    perturb(m, 6)
+    save(
+        "wavlm-tiny-stable",
+        c,
+        m.state_dict(),
+        lambda w, a, l: ref_forward(m, w, a),
+        "tools/wavlm_conformer_ref.py WavLM, layer norm, stable layer norm",
+        weight_norm="parametrizations",
+    )
+
     # wav2vec2-conformer, relative and rotary positions.
     for kind in ("relative", "rotary"):
         c = {

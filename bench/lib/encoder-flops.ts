@@ -25,7 +25,10 @@ export function bertFlops(batch: number, seq: number): { forward: number; train:
 }
 
 /** wav2vec2-base: conv feature encoder, projection 512 -> 768, positional conv (k 128, 16 groups), 12 layers. */
-export function w2v2Flops(batch: number, samples: number): { forward: number; frames: number; feature: number; rest: number } {
+export function w2v2Flops(
+  batch: number,
+  samples: number,
+): { forward: number; frames: number; feature: number; rest: number } {
   const conv = [
     [512, 10, 5],
     [512, 3, 2],

@@ -212,7 +212,7 @@ export const trainSchema = z
     /** Audio that fails to decode: stop before training (fail) or leave those utterances out, counted (skip). */
     badAudio: z.enum(['fail', 'skip']).default('fail'),
     /** Speech codes from k-means (encoders without a quantizer): number of clusters over the training fold's frames. Our choice. */
-    speechCodes: posInt.default(64),
+    speechCodes: posInt.default(256),
     inPlace: z.strictObject({ text: inPlaceTextSchema, speech: inPlaceSpeechSchema }).prefault({}),
   })
   .prefault({});

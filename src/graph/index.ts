@@ -26,6 +26,11 @@ export {
   type InputDecl,
   type BuildContext,
   type StateBackend,
+  type LossTerm,
+  type MetricValue,
+  type TrainBuild,
+  type TrainBuildResult,
+  checkInferenceGraph,
 } from './train.js';
 export {
   buildLoopTrainingGraph,

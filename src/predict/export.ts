@@ -168,7 +168,10 @@ export function writeModelFolder(spec: ExportSpec, out: string, opts: ExportOpti
   }
   // Audio without a transcript: the speech branch alone (p_g^s from G_s), a graph cut to it.
   if (spec.kind === 'lemer' && outputs.includes('speech_label_attention')) {
-    const keep = ['speech_label_attention', ...(outputs.includes('speech_mask') ? ['speech_mask'] : [])];
+    // p_g^s itself where the model outputs it (src/models/lemer: 'speech_label_probs'), else computed from G_s.
+    const keep = ['speech_label_attention', 'speech_label_probs', 'speech_mask'].filter((o) =>
+      outputs.includes(o),
+    );
     const sg = buildInferGraph(spec, keep);
     if (sg.inputs.some((t) => t.name.startsWith('text.')))
       throw new Error(

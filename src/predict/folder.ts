@@ -65,7 +65,10 @@ export interface ModelManifest {
   /** How audio without a transcript is classified, when it can be. */
   speechOnly?: {
     method: 'speech-label-attention';
-    /** p = softmax(temperature * masked mean over frames of G_s): the speech branch's p_g^s. */
+    /**
+     * The speech branch's p_g^s: the graph's `speech_label_probs` output where it has one,
+     * else softmax(temperature * masked mean over frames of G_s).
+     */
     temperature: number;
     inputs: Record<string, InputSpec>;
     outputs: string[];

@@ -188,7 +188,10 @@ export function prepareText(input: string | Uint8Array, name = 'text'): Prepared
   // Lone surrogates come from broken JS strings; they would reach the tokenizer as U+FFFD anyway.
   if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(text))
     warnings.push(`${name}: lone UTF-16 surrogates replaced by U+FFFD`);
-  const wellFormed = text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+  const wellFormed = text.replace(
+    /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g,
+    '\uFFFD',
+  );
   const cleaned = wellFormed.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, ' ');
   if (cleaned !== wellFormed) warnings.push(`${name}: control characters replaced by spaces`);
   return { text: cleaned.trim(), warnings };

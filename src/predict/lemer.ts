@@ -103,6 +103,15 @@ interface Prepared {
   note?: string;
 }
 
+const PREDICTION_OUTPUTS = [
+  'probs',
+  'text_label_attention',
+  'speech_label_attention',
+  'speech_label_probs',
+  'text_mask',
+  'speech_mask',
+];
+
 function softmax(xs: number[]): number[] {
   const m = Math.max(...xs);
   const e = xs.map((x) => Math.exp(x - m));
@@ -403,7 +412,9 @@ export class Lemer {
     const session = speechAlone ? this.speechSession! : this.session;
     const specs = speechAlone ? this.manifest.speechOnly!.inputs : this.manifest.inputs;
     const feeds = this.feeds(batch, specs);
-    const out = await this.exclusive(() => session.run(feeds));
+    // Only what a prediction reports (the graph's attention maps A_r, A_l stay inside).
+    const fetch = PREDICTION_OUTPUTS.filter((n) => session.outputNames.includes(n));
+    const out = await this.exclusive(() => session.run(feeds, fetch));
     const maxFrames = batch[0].speech ? Math.max(...batch.map((p) => p.speech!.frames)) : 0;
     return batch.map((p, r) => {
       let probs: number[];
@@ -412,7 +423,13 @@ export class Lemer {
       const nFrames = Gs
         ? Lemer.validLength(sMask, r, Number(Gs.dims[1]), maxFrames ? p.speech!.frames / maxFrames : 1)
         : 0;
-      if (speechAlone) {
+      if (speechAlone && out.speech_label_probs) {
+        const C = labels.length;
+        probs = Array.from(
+          (out.speech_label_probs.data as Float32Array).subarray(r * C, (r + 1) * C),
+          Number,
+        );
+      } else if (speechAlone) {
         // p_g^s: softmax of the masked mean over frames of G_s (scaled by the label temperature).
         const [, L, C] = Gs.dims.map(Number);
         const d = Gs.data as Float32Array;
@@ -500,9 +517,14 @@ export class Lemer {
    * transcript, so text comes from the transcriber when there is one; else the model's
    * speech-only path is used.
    */
-  async *predictSegments(audio: AudioInput, opts: SegmentOptions & { name?: string } = {}): AsyncGenerator<SegmentPrediction> {
+  async *predictSegments(
+    audio: AudioInput,
+    opts: SegmentOptions & { name?: string } = {},
+  ): AsyncGenerator<SegmentPrediction> {
     if (this.kind === 'text' && !this.transcriber)
-      throw new Error(`${opts.name ?? 'audio'}: a text model needs a transcript per segment: give a transcriber (--asr)`);
+      throw new Error(
+        `${opts.name ?? 'audio'}: a text model needs a transcript per segment: give a transcriber (--asr)`,
+      );
     if (this.kind === 'lemer' && !this.transcriber && !this.speechSession)
       throw new Error(
         `${opts.name ?? 'audio'}: segments have no transcript, and this model has no speech-only path: give a transcriber (--asr)`,

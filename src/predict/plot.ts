@@ -32,7 +32,11 @@ export function mergeWordPieces(tokens: TokenWeight[]): TokenWeight[] {
 }
 
 /** Min and max of the samples in `bins` equal stretches: the waveform's outline at plot resolution. */
-export function envelope(samples: Float32Array, sampleRate: number, bins = 800): { t: number; lo: number; hi: number }[] {
+export function envelope(
+  samples: Float32Array,
+  sampleRate: number,
+  bins = 800,
+): { t: number; lo: number; hi: number }[] {
   const n = samples.length;
   const k = Math.max(1, Math.ceil(n / bins));
   const out: { t: number; lo: number; hi: number }[] = [];
@@ -70,7 +74,13 @@ function probBars(probs: Record<string, number>, label: string): TopLevelSpec {
         mark: { type: 'bar' },
         encoding: {
           y: { field: 'c', type: 'nominal', sort: null, title: null },
-          x: { field: 'p', type: 'quantitative', scale: { domain: [0, 1] }, title: null, axis: { format: '.0%' } },
+          x: {
+            field: 'p',
+            type: 'quantitative',
+            scale: { domain: [0, 1] },
+            title: null,
+            axis: { format: '.0%' },
+          },
           color: { condition: { test: 'datum.top', value: '#d6604d' }, value: '#9ecae1' },
         },
       },
@@ -96,8 +106,14 @@ export interface PlotOptions {
 /** Figure 4 for one prediction, as SVG text. */
 export async function predictionSvg(p: Prediction, opts: PlotOptions = {}): Promise<string> {
   const rows: unknown[] = [];
-  const seconds = p.audio?.seconds ?? (opts.samples && opts.sampleRate ? opts.samples.length / opts.sampleRate : 0);
-  const x = { field: 't', type: 'quantitative', scale: { domain: [0, seconds] }, title: null };
+  const seconds =
+    p.audio?.seconds ?? (opts.samples && opts.sampleRate ? opts.samples.length / opts.sampleRate : 0);
+  const x = {
+    field: 't',
+    type: 'quantitative',
+    scale: { domain: [0, seconds], nice: false, zero: false },
+    title: null,
+  };
   if (opts.samples && opts.sampleRate) {
     rows.push({
       title: { text: 'waveform', fontSize: 12, anchor: 'start' },
@@ -123,7 +139,12 @@ export async function predictionSvg(p: Prediction, opts: PlotOptions = {}): Prom
       encoding: {
         x: { ...x, title: 'time (s)' },
         x2: { field: 't2' },
-        color: { field: 'w', type: 'quantitative', scale: WEIGHT_SCALE, legend: { title: 'weight', orient: 'right' } },
+        color: {
+          field: 'w',
+          type: 'quantitative',
+          scale: WEIGHT_SCALE,
+          legend: { title: 'weight', orient: 'right' },
+        },
       },
     });
   }
@@ -151,7 +172,11 @@ export async function predictionSvg(p: Prediction, opts: PlotOptions = {}): Prom
     });
   } else if (p.transcript) {
     rows.push({
-      title: { text: `transcript (${p.transcript.source}): ${p.transcript.text}`.slice(0, 120), fontSize: 12, anchor: 'start' },
+      title: {
+        text: `transcript (${p.transcript.source}): ${p.transcript.text}`.slice(0, 120),
+        fontSize: 12,
+        anchor: 'start',
+      },
       data: { values: [{}] },
       width: WIDTH,
       height: 1,
@@ -159,7 +184,9 @@ export async function predictionSvg(p: Prediction, opts: PlotOptions = {}): Prom
     });
   }
   rows.push(probBars(p.probs, p.label));
-  const title = opts.title ?? `${p.name ? `${p.name}: ` : ''}${p.label} (${(100 * p.probs[p.label]).toFixed(1)}%)${p.modality === 'speech' && p.method !== 'model' ? ', speech alone' : ''}`;
+  const title =
+    opts.title ??
+    `${p.name ? `${p.name}: ` : ''}${p.label} (${(100 * p.probs[p.label]).toFixed(1)}%)${p.modality === 'speech' && p.method !== 'model' ? ', speech alone' : ''}`;
   return render({
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: title, fontSize: 14 },
@@ -172,7 +199,10 @@ export async function predictionSvg(p: Prediction, opts: PlotOptions = {}): Prom
 }
 
 /** The timeline of a segmented recording: one bar per segment, coloured by class. */
-export async function segmentsSvg(segs: SegmentPrediction[], opts: { seconds?: number; title?: string } = {}): Promise<string> {
+export async function segmentsSvg(
+  segs: SegmentPrediction[],
+  opts: { seconds?: number; title?: string } = {},
+): Promise<string> {
   const seconds = opts.seconds ?? Math.max(1, ...segs.map((s) => s.end));
   const values = segs.map((s, i) => ({
     i,
@@ -195,19 +225,38 @@ export async function segmentsSvg(segs: SegmentPrediction[], opts: { seconds?: n
       {
         mark: { type: 'rect', stroke: 'white', strokeWidth: 0.5 },
         encoding: {
-          x: { field: 'start', type: 'quantitative', scale: { domain: [0, seconds] }, title: 'time (s)' },
+          x: {
+            field: 'start',
+            type: 'quantitative',
+            scale: { domain: [0, seconds], nice: false },
+            title: 'time (s)',
+          },
           x2: { field: 'end' },
-          color: { field: 'label', type: 'nominal', scale: { domain: labels, scheme: 'set2' }, title: 'class' },
-          opacity: { field: 'p', type: 'quantitative', scale: { domain: [0, 1], range: [0.35, 1] }, legend: null },
+          color: {
+            field: 'label',
+            type: 'nominal',
+            scale: { domain: labels, scheme: 'set2' },
+            title: 'class',
+          },
+          opacity: {
+            field: 'p',
+            type: 'quantitative',
+            scale: { domain: [0, 1], range: [0.35, 1] },
+            legend: null,
+          },
           tooltip: [{ field: 'start' }, { field: 'end' }, { field: 'text' }],
         },
       },
       ...(segs.length <= 40
         ? [
             {
-              mark: { type: 'text', fontSize: 9, angle: -90, align: 'left', dy: 0 },
+              mark: { type: 'text', fontSize: 10, baseline: 'middle' },
               transform: [{ calculate: '(datum.start + datum.end) / 2', as: 'mid' }],
-              encoding: { x: { field: 'mid', type: 'quantitative' }, text: { field: 'text' } },
+              encoding: {
+                x: { field: 'mid', type: 'quantitative' },
+                y: { value: 30 },
+                text: { field: 'text' },
+              },
             },
           ]
         : []),

@@ -152,7 +152,10 @@ export async function* segmentAudio(input: AudioInput, opts: SegmentOptions = {}
     const endSample = endFrame * FRAME;
     const startSample = Math.max(0, endSample - e.audio.length);
     const realEnd = Math.min(endSample, total);
-    const samples = e.audio.subarray(e.audio.length - (endSample - startSample), e.audio.length - (endSample - realEnd));
+    const samples = e.audio.subarray(
+      e.audio.length - (endSample - startSample),
+      e.audio.length - (endSample - realEnd),
+    );
     found.push({ start: startSample / RATE, end: realEnd / RATE, samples });
   };
   let carry = new Float32Array(0);

@@ -71,6 +71,7 @@ export interface FoldResult {
     seconds: number;
     resumed: boolean;
     description: string;
+    labelInit: LabelInitInfo;
   }[];
   seconds: number;
   configHash: string;

@@ -7,11 +7,14 @@ import type { LemerConfig } from '../config/schema.js';
 import type { OptimizerConfig } from '../graph/optim.js';
 import type { HostTensor } from '../graph/runtime.js';
 import type { Encoder } from '../models/encoder.js';
-import { tokenizerFromJson, type TextTokenizer } from '../text/tokenizer.js';
+import { loadTokenizer, tokenizerFromJson, type TextTokenizer } from '../text/tokenizer.js';
 import { buildWordPieceVocab } from '../text/vocab.js';
 import { headConfigFrom, lemerModel, PARAM_PREFIXES } from '../models/lemer/index.js';
 import type { ModelKind, TrainableModel } from './head.js';
-import { inPlaceSpeechEncoder, inPlaceTextEncoder } from './inplace.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createEncoder, loadEncoder } from '../models/encoders.js';
+import { CONFORMER_MODEL_TYPE, conformerEncoder, loadConformerFolder } from '../models/conformer/index.js';
 import type { FrontEnd } from './audio-cache.js';
 
 export interface BuiltModel {
@@ -39,13 +42,29 @@ export function frontEndOf(cfg: LemerConfig, enc: Encoder): FrontEnd {
   );
 }
 
+/** An encoder folder (Hugging Face layout, or a lemer conformer folder), checked against the modality the config puts it in. */
+export function encoderFolder(dir: string, modality: 'text' | 'speech'): Encoder {
+  const cfgPath = join(dir, 'config.json');
+  let modelType: unknown;
+  try {
+    modelType = (JSON.parse(readFileSync(cfgPath, 'utf8')) as { model_type?: unknown }).model_type;
+  } catch (err) {
+    throw new Error(`encoders.${modality}.path: ${cfgPath}: ${(err as Error).message}`);
+  }
+  const enc = modelType === CONFORMER_MODEL_TYPE ? loadConformerFolder(dir) : loadEncoder(dir);
+  if (enc.modality !== modality)
+    throw new Error(
+      `encoders.${modality}.path: ${dir} holds a ${enc.modality} encoder (model_type ${enc.modelType}), not a ${modality} one`,
+    );
+  return enc;
+}
+
 /** The speech front end the config's speech encoder needs, before any fold is built. */
 export function configFrontEnd(cfg: LemerConfig): FrontEnd {
-  if (cfg.encoders.speech.path !== null)
-    throw new Error(
-      `encoders.speech.path (${cfg.encoders.speech.path}): loading encoder folders is not wired into training yet; leave it null to train the in-place log-mel encoder`,
-    );
-  return { kind: 'logmel', sampleRate: cfg.speech.sampleRate, logMel: { ...cfg.speech.logMel } };
+  const path = cfg.encoders.speech.path;
+  if (path === null)
+    return { kind: 'logmel', sampleRate: cfg.speech.sampleRate, logMel: { ...cfg.speech.logMel } };
+  return frontEndOf(cfg, encoderFolder(path, 'speech'));
 }
 
 /**
@@ -81,28 +100,80 @@ export async function buildModel(
   let textEncoder: Encoder | undefined;
   let speechEncoder: Encoder | undefined;
   const initialParams = new Map<string, HostTensor>();
+  const prefixed = (m: 'text' | 'speech', enc: Encoder) => {
+    for (const [k, t] of enc.weights ?? []) initialParams.set(`${PARAM_PREFIXES[m]}${k}`, t);
+  };
   if (needText) {
-    const t = cfg.train.inPlace.text;
-    if (cfg.encoders.text.path !== null) {
-      throw new Error(
-        `encoders.text.path (${cfg.encoders.text.path}): loading encoder folders is not wired into training yet; leave it null to train the in-place encoder`,
+    const path = cfg.encoders.text.path;
+    if (path !== null) {
+      textEncoder = encoderFolder(path, 'text');
+      tokenizer = await loadTokenizer(path);
+      const vocab = (textEncoder.config.vocab_size as number | undefined) ?? Infinity;
+      if (tokenizer.vocabSize > vocab)
+        throw new Error(
+          `${path}: the tokenizer has ${tokenizer.vocabSize} tokens, the encoder's vocab_size is ${vocab}: they do not belong together`,
+        );
+      prefixed('text', textEncoder);
+    } else {
+      // From scratch: a WordPiece vocabulary from the training fold's texts only.
+      const t = cfg.train.inPlace.text;
+      tokenizer = tokenizerFromJson(
+        buildWordPieceVocab(opts.trainTexts, { vocabSize: t.vocabSize }),
+        {},
+        'in-place vocabulary (training fold)',
+      );
+      textEncoder = createEncoder(
+        'bert',
+        {
+          vocab_size: tokenizer.vocabSize,
+          hidden_size: t.hiddenSize,
+          num_hidden_layers: t.numLayers,
+          num_attention_heads: t.numHeads,
+          intermediate_size: t.intermediateSize,
+          hidden_dropout_prob: t.dropout,
+          attention_probs_dropout_prob: t.dropout,
+          max_position_embeddings: Math.max(cfg.text.maxTokens, 8),
+          pad_token_id: tokenizer.padId,
+        },
+        {
+          source: `in-place BERT (hidden ${t.hiddenSize}, ${t.numLayers} layers, vocabulary ${tokenizer.vocabSize})`,
+        },
       );
     }
-    // From scratch: a WordPiece vocabulary from the training fold's texts only.
-    tokenizer = tokenizerFromJson(
-      buildWordPieceVocab(opts.trainTexts, { vocabSize: t.vocabSize }),
-      {},
-      'in-place vocabulary (training fold)',
-    );
-    textEncoder = inPlaceTextEncoder({
-      ...t,
-      vocabSize: tokenizer.vocabSize,
-      maxPositions: cfg.text.maxTokens,
-    });
   }
   if (needSpeech) {
-    configFrontEnd(cfg);
-    speechEncoder = inPlaceSpeechEncoder({ ...cfg.train.inPlace.speech, numBins: cfg.speech.logMel.numBins });
+    const path = cfg.encoders.speech.path;
+    if (path !== null) {
+      speechEncoder = encoderFolder(path, 'speech');
+      prefixed('speech', speechEncoder);
+    } else {
+      const s = cfg.train.inPlace.speech;
+      speechEncoder = conformerEncoder(
+        {
+          num_mel_bins: cfg.speech.logMel.numBins,
+          hidden_size: s.hiddenSize,
+          num_hidden_layers: s.numLayers,
+          num_attention_heads: s.numHeads,
+          intermediate_size: s.ffnDim,
+          conv_depthwise_kernel_size: s.convKernel,
+          hidden_dropout: s.dropout,
+          activation_dropout: s.dropout,
+          attention_dropout: s.dropout,
+          conformer_conv_dropout: s.dropout,
+        },
+        {
+          source: `in-place log-mel conformer (hidden ${s.hiddenSize}, ${s.numLayers} layers)`,
+          configSource: 'train.inPlace.speech',
+        },
+      );
+    }
+    if (speechEncoder.inputs.input_features) {
+      const bins = speechEncoder.inputs.input_features.shape[2];
+      if (bins !== cfg.speech.logMel.numBins)
+        throw new Error(
+          `${speechEncoder.source}: the encoder reads ${String(bins)} mel bins, the config's speech.logMel.numBins is ${cfg.speech.logMel.numBins}`,
+        );
+    }
   }
   const model = lemerModel({
     kind,

@@ -20,22 +20,43 @@ const file = (name: string, data: string | Uint8Array) => {
 
 test('bad audio files: empty, not audio, truncated, unsupported codec, zero samples; each error names the file', async () => {
   await assert.rejects(prepareAudio(file('empty.wav', '')), /empty\.wav: empty file \(0 bytes\)/);
-  await assert.rejects(prepareAudio(file('notes.wav', 'hello, this is text')), /notes\.wav: unsupported format/);
+  await assert.rejects(
+    prepareAudio(file('notes.wav', 'hello, this is text')),
+    /notes\.wav: unsupported format/,
+  );
   const mp3 = new Uint8Array(64);
   mp3.set([0x49, 0x44, 0x33, 3, 0]);
   await assert.rejects(prepareAudio(file('song.wav', mp3)), /song\.wav: unsupported format.*looks like MP3/);
   const full = wavBytes(tone(200, 0.5), 16000);
-  await assert.rejects(prepareAudio(file('cut.wav', full.subarray(0, 1000))), /cut\.wav: truncated WAV: data chunk says 16000 bytes, file has 956/);
+  await assert.rejects(
+    prepareAudio(file('cut.wav', full.subarray(0, 1000))),
+    /cut\.wav: truncated WAV: data chunk says 16000 bytes, file has 956/,
+  );
   const mp3wav = Uint8Array.from(full);
   new DataView(mp3wav.buffer).setUint16(20, 0x55, true);
-  await assert.rejects(prepareAudio(file('codec.wav', mp3wav)), /codec\.wav: unsupported WAV codec: format tag 0x0055 \(MPEG Layer 3/);
-  await assert.rejects(prepareAudio(file('zero.wav', wavBytes(new Float32Array(0), 16000))), /zero\.wav: WAV has zero samples/);
+  await assert.rejects(
+    prepareAudio(file('codec.wav', mp3wav)),
+    /codec\.wav: unsupported WAV codec: format tag 0x0055 \(MPEG Layer 3/,
+  );
+  await assert.rejects(
+    prepareAudio(file('zero.wav', wavBytes(new Float32Array(0), 16000))),
+    /zero\.wav: WAV has zero samples/,
+  );
   await assert.rejects(prepareAudio(join(tmp, 'absent.wav')), /absent\.wav: file not found/);
   await assert.rejects(prepareAudio(new Uint8Array(0)), /<audio bytes>: empty/);
   await assert.rejects(prepareAudio({ samples: new Float32Array(0), sampleRate: 16000 }), /0 samples/);
-  await assert.rejects(prepareAudio({ samples: Float32Array.of(0, NaN), sampleRate: 16000 }), /sample 1 is NaN/);
-  await assert.rejects(prepareAudio({ samples: new Float32Array(10), sampleRate: 0 }), /sampleRate must be an integer/);
-  await assert.rejects(prepareAudio({ samples: new Float32Array(3), sampleRate: 8000, channels: 2 }), /do not split into 2/);
+  await assert.rejects(
+    prepareAudio({ samples: Float32Array.of(0, NaN), sampleRate: 16000 }),
+    /sample 1 is NaN/,
+  );
+  await assert.rejects(
+    prepareAudio({ samples: new Float32Array(10), sampleRate: 0 }),
+    /sampleRate must be an integer/,
+  );
+  await assert.rejects(
+    prepareAudio({ samples: new Float32Array(3), sampleRate: 8000, channels: 2 }),
+    /do not split into 2/,
+  );
   await assert.rejects(prepareAudio(42 as never), /audio must be a file path/);
 });
 
@@ -77,7 +98,10 @@ test('stereo is mixed to mono; odd rates are resampled to 16 kHz; very low rates
 });
 
 test('text: invalid UTF-8 bytes, huge text, control characters', () => {
-  assert.throws(() => prepareText(Uint8Array.of(0x68, 0x69, 0xc3, 0x28), 'a.txt'), /a\.txt: not valid UTF-8 \(first bad byte at offset 2\)/);
+  assert.throws(
+    () => prepareText(Uint8Array.of(0x68, 0x69, 0xc3, 0x28), 'a.txt'),
+    /a\.txt: not valid UTF-8 \(first bad byte at offset 2\)/,
+  );
   assert.equal(prepareText(Buffer.from('h\u00e9llo', 'utf8')).text, 'h\u00e9llo');
   assert.throws(() => prepareText('x'.repeat(100_001)), /100001 characters is too long/);
   const c = prepareText('one\u0000two\u0007');

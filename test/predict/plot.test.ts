@@ -39,7 +39,15 @@ test('word pieces merge into words with the mean weight; the envelope keeps extr
 
 test('Figure 4: waveform, frame strip, coloured words and probabilities; SVG and PNG', async () => {
   const svg = await predictionSvg(pred, { samples: tone(200, 1), sampleRate: 16000 });
-  for (const s of ['waveform', 'label-frame attention', 'label-token attention', 'furious', 'class probabilities', '70.0%', 'clip.wav: ang'])
+  for (const s of [
+    'waveform',
+    'label-frame attention',
+    'label-token attention',
+    'furious',
+    'class probabilities',
+    '70.0%',
+    'clip.wav: ang',
+  ])
     assert.ok(svg.includes(s), s);
   const dir = mkdtempSync(join(tmpdir(), 'lemer-plot-'));
   writePlot(join(dir, 'a.png'), svg);

@@ -53,8 +53,14 @@ test('--segment finds the two utterances of a recording, with start and end time
   assert.equal(segs.length, 2, JSON.stringify(segs.map((s) => [s.start, s.end])));
   segs.forEach((s, i) => {
     // Within a few 96 ms frames of the true speech (pre-speech pad, redemption).
-    assert.ok(Math.abs(s.start - speech[i][0]) < 0.35, `segment ${i} starts at ${s.start}, speech at ${speech[i][0]}`);
-    assert.ok(s.end > speech[i][1] - 0.2 && s.end < speech[i][1] + 0.6, `segment ${i} ends at ${s.end}, speech at ${speech[i][1]}`);
+    assert.ok(
+      Math.abs(s.start - speech[i][0]) < 0.35,
+      `segment ${i} starts at ${s.start}, speech at ${speech[i][0]}`,
+    );
+    assert.ok(
+      s.end > speech[i][1] - 0.2 && s.end < speech[i][1] + 0.6,
+      `segment ${i} ends at ${s.end}, speech at ${speech[i][1]}`,
+    );
     assert.equal(s.samples.length, Math.round((s.end - s.start) * 16000));
   });
   // Samples in memory give the same segments as the streamed file.

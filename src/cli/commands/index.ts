@@ -13,6 +13,8 @@ import { registerGraph } from './graph-export.js';
 import { registerTrain } from './train.js';
 import { registerCv } from './cv.js';
 import { registerLabels } from './labels.js';
+import { registerExport } from './export.js';
+import { registerPredict } from './predict.js';
 
 export interface CliCommand {
   /** The top-level command name, as typed after `lemer`. */
@@ -30,4 +32,6 @@ export const COMMANDS: CliCommand[] = [
   { name: 'train', register: registerTrain },
   { name: 'cv', register: registerCv },
   { name: 'labels', register: registerLabels },
+  { name: 'export', register: registerExport },
+  { name: 'predict', register: registerPredict },
 ];

@@ -5,7 +5,13 @@
  * frames' log-mel features (src/models/codes), the setting of encoders without a quantiser.
  */
 import { Option, type Command } from 'commander';
-import { defaultFolds, leaveOneGroupOut, type Fold, type GroupKey } from '../../data/folds.js';
+import {
+  defaultFolds,
+  leaveOneGroupOut,
+  splitOfSession,
+  type Fold,
+  type GroupKey,
+} from '../../data/folds.js';
 import type { Corpus } from '../../data/types.js';
 import { pickTraining, speechCodeScores, textKeywords } from '../../models/lemer/label-embeddings.js';
 import {
@@ -47,7 +53,15 @@ export interface FoldLabels {
 }
 
 function pickFolds(corpus: Corpus, opts: LabelsOptions): Fold[] {
-  const folds = opts.protocol ? leaveOneGroupOut(corpus.utterances, opts.protocol) : defaultFolds(corpus);
+  const utts = corpus.utterances;
+  const splits = new Set(utts.map((u) => splitOfSession(u.session)));
+  // One split read alone (MELD's train split, the default): every utterance is training data.
+  const single = !opts.protocol && splits.size === 1 && !splits.has(undefined) && !splits.has('test');
+  const folds = single
+    ? [{ name: utts[0]?.session ?? 'all', train: utts.map((_, i) => i), test: [] }]
+    : opts.protocol
+      ? leaveOneGroupOut(utts, opts.protocol)
+      : defaultFolds(corpus);
   if (opts.fold === undefined) return folds;
   const n = Number(opts.fold);
   const f =
@@ -162,7 +176,7 @@ async function labelsCommand(cmd: Command, io: CliIo): Promise<void> {
   if (codesNote) lines.push(codesNote);
   else
     lines.push(
-      `speech codes: k-means (k = ${opts.kmeansK ?? 128}) over training log-mel frames; K = ${speechK}`,
+      `speech codes: k-means (k = ${opts.kmeansK ?? 256}) over training log-mel frames; K = ${speechK}`,
     );
   const bar = ctx.progress(folds.length, 'folds');
   for (const f of folds) {
@@ -178,8 +192,8 @@ async function labelsCommand(cmd: Command, io: CliIo): Promise<void> {
       const byUtt = await foldCodes(
         feats,
         f.train,
-        opts.kmeansK ?? 128,
-        opts.maxFrames ?? 20000,
+        opts.kmeansK ?? 256,
+        opts.maxFrames ?? 8000,
         ctx.config.seed,
       );
       codes = speechCodeScores(
@@ -248,10 +262,10 @@ export function registerLabels(program: Command, io: CliIo): void {
         'speech codes: k-means over training log-mel frames, or none (default kmeans)',
       ).choices(['kmeans', 'none']),
     )
-    .option('--kmeans-k <n>', 'number of k-means codes (default 128)', intOption(1))
+    .option('--kmeans-k <n>', 'number of k-means codes (default 256)', intOption(1))
     .option(
       '--max-frames <n>',
-      'training frames the k-means fit reads at most, evenly spaced (default 20000)',
+      'training frames the k-means fit reads at most, evenly spaced (default 8000)',
       intOption(1),
     );
   jsonOption(cmd).action(async (_o, c: Command) => labelsCommand(c, io));

@@ -287,9 +287,10 @@ export function buildConformer(
   const subsampled = subsampling(arch, feats);
   const keep = frameMaskFor(conformerFrameLengths(inputs.attention_mask), subsampled);
   const hiddenStates: Tensor[] = [];
+  // The hook runs at the caller's scope (HF keeps masked_spec_embed at the model's root).
+  const input = opts.transformSubsampled ? opts.transformSubsampled(subsampled, keep) : subsampled;
   const last = g.scope('encoder', () => {
-    let h = opts.transformSubsampled ? opts.transformSubsampled(subsampled, keep) : subsampled;
-    h = ops.dropout(h, arch.hiddenDropout);
+    let h = ops.dropout(input, arch.hiddenDropout);
     const pe = relPositionEmbeddings(h, arch.hiddenSize);
     for (let i = 0; i < arch.numLayers; i++) {
       hiddenStates.push(h);

@@ -259,7 +259,11 @@ export function unpickle(
         stack.push([]);
         break;
       case 0x74: // TUPLE
-        stack.push(popMark());
+        {
+          // Not stack.push(popMark()): popMark replaces `stack`.
+          const items = popMark();
+          stack.push(items);
+        }
         break;
       case 0x85: // TUPLE1
         stack.push([pop()]);

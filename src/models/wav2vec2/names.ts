@@ -48,8 +48,12 @@ const UNUSED: RegExp[] = [
   /\.num_batches_tracked$/,
 ];
 
-/** The conformer has `encoder.pos_conv_embed.*` in every checkpoint but never applies it (HF and fairseq alike). */
-const CONFORMER_UNUSED = /^encoder\.pos_conv_embed\./;
+/**
+ * The conformer has `encoder.pos_conv_embed.*` in every checkpoint but never applies it
+ * (HF and fairseq alike); rotary checkpoints also hold the `inv_freq` buffer, which lemer
+ * recomputes from `rotary_embedding_base`.
+ */
+const CONFORMER_UNUSED = [/^encoder\.pos_conv_embed\./, /^encoder\.embed_positions\.inv_freq$/];
 
 /** How src/models/hf's mapWeights reads a checkpoint of this model type. */
 export function wav2vec2NameOptions(modelType: Wav2Vec2ModelType): {
@@ -60,7 +64,7 @@ export function wav2vec2NameOptions(modelType: Wav2Vec2ModelType): {
   return {
     prefixes: [WAV2VEC2_PREFIXES[modelType]],
     aliases: WEIGHT_NORM_ALIASES,
-    ignorable: modelType === 'wav2vec2-conformer' ? [...UNUSED, CONFORMER_UNUSED] : UNUSED,
+    ignorable: modelType === 'wav2vec2-conformer' ? [...UNUSED, ...CONFORMER_UNUSED] : UNUSED,
   };
 }
 

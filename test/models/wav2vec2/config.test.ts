@@ -112,6 +112,7 @@ test('names: heads and prefixes stripped, both weight-norm spellings, unused ten
     ['hubert', 'classifier.bias'],
     ['wav2vec2-conformer', 'wav2vec2_conformer.encoder.pos_conv_embed.conv.weight_g'],
     ['wav2vec2-conformer', 'encoder.layers.0.conv_module.batch_norm.num_batches_tracked'],
+    ['wav2vec2-conformer', 'wav2vec2_conformer.encoder.embed_positions.inv_freq'],
   ] as const)
     assert.equal(mapWav2Vec2Name(mt, key).kind, 'unused', key);
 });
@@ -148,7 +149,7 @@ test('a config that disagrees with the weights lists every wrong, missing and un
       /missing:[\s\S]*encoder\.layers\.2\.attention\.q_proj\.weight \[16, 16\]/.test(e.message),
   );
   const ok = wav2vec2WeightsFromCheckpoint(wav2vec2Arch(parseWav2Vec2Config(fx.config)), fx.tensors, 'm');
-  assert.deepEqual(ok.unused.sort(), ['lm_head.bias', 'lm_head.weight']);
+  assert.deepEqual(ok.unused.sort(), ['lm_head.bias', 'lm_head.weight', 'wav2vec2.masked_spec_embed']);
   const extra = new Map(fx.tensors).set(
     'wav2vec2.encoder.layers.9.attention.q_proj.weight',
     fx.tensors.get('wav2vec2.encoder.layers.0.attention.q_proj.weight')!,

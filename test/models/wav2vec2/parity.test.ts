@@ -19,6 +19,7 @@ const VARIANTS: { name: string; what: string; paddingInvariant: boolean }[] = [
   { name: 'wav2vec2-tiny-stable', what: 'wav2vec2, layer norm, stable layer norm', paddingInvariant: true },
   { name: 'hubert-tiny', what: 'HuBERT, no projection LayerNorm', paddingInvariant: false },
   { name: 'wavlm-tiny', what: 'WavLM, gated relative position bias', paddingInvariant: false },
+  { name: 'wavlm-tiny-stable', what: 'WavLM, layer norm, stable layer norm', paddingInvariant: true },
   { name: 'w2v2-conformer-rel', what: 'wav2vec2-conformer, relative positions', paddingInvariant: false },
   { name: 'w2v2-conformer-rotary', what: 'wav2vec2-conformer, rotary positions', paddingInvariant: false },
 ];

@@ -1,0 +1,197 @@
+// Prediction benchmark: utterances per second for batch prediction of 5 s clips with a
+// 150-token transcript (context + utterance), LE-MER on BERT-base + wav2vec2-base (random
+// weights: speed does not depend on them), fp32 and int8 model folders, against PyTorch's
+// forward of the same two encoders in the same run; and the real-time factor of --segment
+// on a long recording.
+//   npm run bench -- predict [--n 8] [--batch 4] [--long 60] [--no-torch] [--threads 2]
+// predict_ratio = PyTorch time / lemer time (> 1: lemer faster). The physical limit for 5 s
+// clips with these encoders on 2 cores is about 3-4 utterances/s in fp32 (~95 GFLOP each):
+// physical_limit_share is lemer's fp32 rate over 3.5/s.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeAudioFile } from '../src/audio/decode.js';
+import { defaultConfig } from '../src/config/load.js';
+import { Predictor } from '../src/graph/train.js';
+import { ParameterStore } from '../src/graph/params.js';
+import { createEncoder } from '../src/models/encoders.js';
+import { headConfigFrom, lemerModel } from '../src/models/lemer/index.js';
+import { writeModelFolder } from '../src/predict/export.js';
+import { Lemer, type PredictInput } from '../src/predict/lemer.js';
+import { segmentAudio } from '../src/predict/segment.js';
+import { buildWordPieceVocab } from '../src/text/vocab.js';
+import { benchDir, benchEnv, type Json } from './lib/spawn.js';
+
+const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d;
+const LABELS = ['ang', 'hap', 'sad', 'neu'];
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+}
+
+function words(n: number, r: () => number): string {
+  return Array.from({ length: n }, () =>
+    Array.from({ length: 3 + Math.floor(r() * 5) }, () => String.fromCharCode(97 + Math.floor(r() * 26))).join(''),
+  ).join(' ');
+}
+
+function wav16(samples: Float32Array, rate: number): Uint8Array {
+  const out = new Uint8Array(44 + 2 * samples.length);
+  const v = new DataView(out.buffer);
+  const ascii = (o: number, s: string) => [...s].forEach((c, i) => (out[o + i] = c.charCodeAt(0)));
+  ascii(0, 'RIFF');
+  v.setUint32(4, 36 + 2 * samples.length, true);
+  ascii(8, 'WAVEfmt ');
+  v.setUint32(16, 16, true);
+  v.setUint16(20, 1, true);
+  v.setUint16(22, 1, true);
+  v.setUint32(24, rate, true);
+  v.setUint32(28, 2 * rate, true);
+  v.setUint16(32, 2, true);
+  v.setUint16(34, 16, true);
+  ascii(36, 'data');
+  v.setUint32(40, 2 * samples.length, true);
+  for (let i = 0; i < samples.length; i++)
+    v.setInt16(44 + 2 * i, Math.max(-32768, Math.min(32767, Math.round(samples[i] * 32767))), true);
+  return out;
+}
+
+function python(): string | null {
+  for (const p of ['/usr/bin/python3', 'python3']) {
+    const r = spawnSync(p, ['-c', 'import torch'], { encoding: 'utf8' });
+    if (r.status === 0) return p;
+  }
+  return null;
+}
+
+export default async function predict(argv: string[]): Promise<Json> {
+  const val = (n: string, d: number) => (argv.includes(n) ? Number(argv[argv.indexOf(n) + 1]) : d);
+  const N = val('--n', 8);
+  const B = val('--batch', 4);
+  const longSeconds = val('--long', 60);
+  const threads = val('--threads', Math.min(2, cpus().length));
+  const work = mkdtempSync(join(tmpdir(), 'lemer-bench-predict-'));
+  const out: Json = { clips_seconds: 5, tokens: 150, utterances: N, batch: B, threads };
+  try {
+    // The model: BERT-base + wav2vec2-base (Hugging Face base configs), the LE-MER head.
+    const r = rng(1);
+    const texts = Array.from({ length: 40 }, () => words(30, r));
+    const vocab = buildWordPieceVocab(texts, { vocabSize: 4000, minFrequency: 1 });
+    const t0 = performance.now();
+    const textEncoder = createEncoder('bert', {});
+    const speechEncoder = createEncoder('wav2vec2', {}, { freezeFeatureEncoder: true });
+    out.encoders = { text: textEncoder.source, speech: speechEncoder.source };
+    const cfg = defaultConfig();
+    const model = lemerModel({
+      kind: 'lemer',
+      textEncoder,
+      speechEncoder,
+      numClasses: 4,
+      head: headConfigFrom(cfg),
+      useLabelEmbeddings: true,
+      labelScope: 'context',
+    });
+    const g = Predictor.buildGraph({ inputs: model.inputs, build: model.infer, ortContribOps: false });
+    const params = new ParameterStore();
+    params.initMissing(g, 1);
+    const dir = join(work, 'model');
+    process.stderr.write('predict bench: exporting the base-size model (fp32 + int8)\n');
+    const exp = writeModelFolder(
+      {
+        kind: 'lemer',
+        labels: LABELS,
+        model,
+        params: { get: (n) => (params.has(n) ? params.get(n) : undefined), entries: () => params.entries() },
+        tokenizer: vocab,
+        text: { maxTokens: 150, history: 10, labelScope: 'context' },
+        speech: { kind: 'waveform', sampleRate: 16000 },
+        labelTemperature: 1,
+        config: cfg,
+        source: 'bench (random weights)',
+        description: 'BERT-base + wav2vec2-base, LE-MER head, random weights',
+      },
+      dir,
+      { quantize: 'int8' },
+    );
+    out.export_seconds = round((performance.now() - t0) / 1000, 1);
+    out.model_mb = round(exp.files['model.onnx'] / 1e6, 1);
+    out.int8_model_mb = round(exp.files['model.int8.onnx'] / 1e6, 1);
+    out.int8_matmuls = exp.int8?.matmuls;
+    // N clips of 5 s (noise shaped by a slow envelope), each with a 150-token transcript.
+    const inputs: PredictInput[] = Array.from({ length: N }, (_, i) => {
+      const x = new Float32Array(80000);
+      for (let k = 0; k < x.length; k++) x[k] = 0.1 * (r() - 0.5) * (1 + Math.sin(k / 800 + i));
+      return { audio: { samples: x, sampleRate: 16000 }, text: words(25, r), context: [words(60, r), words(60, r)], name: `clip${i}` };
+    });
+    const rate = async (int8: boolean) => {
+      const m = await Lemer.load(dir, { int8, threads });
+      await m.predictBatch(inputs.slice(0, B), { batchSize: B }); // warm-up
+      const t = performance.now();
+      const preds = await m.predictBatch(inputs, { batchSize: B });
+      const s = (performance.now() - t) / 1000;
+      await m.release();
+      return { ups: N / s, preds };
+    };
+    process.stderr.write('predict bench: fp32\n');
+    const f = await rate(false);
+    process.stderr.write('predict bench: int8\n');
+    const q = await rate(true);
+    out.fp32_utterances_per_second = round(f.ups);
+    out.int8_utterances_per_second = round(q.ups);
+    out.int8_speedup = round(q.ups / f.ups, 2);
+    out.int8_same_label = round(f.preds.filter((p, i) => p.label === q.preds[i].label).length / N, 3);
+    out.int8_max_prob_change = round(
+      Math.max(...f.preds.flatMap((p, i) => LABELS.map((l) => Math.abs(p.probs[l] - q.preds[i].probs[l])))),
+      4,
+    );
+    out.physical_limit_utterances_per_second = 3.5;
+    out.physical_limit_share = round(f.ups / 3.5, 3);
+    // PyTorch: the forward of the same two encoders on the same batch shapes.
+    const py = argv.includes('--no-torch') ? null : python();
+    if (py) {
+      process.stderr.write('predict bench: PyTorch\n');
+      const tr = spawnSync(
+        py,
+        [join(benchDir, 'predict_torch.py'), '--batch', String(B), '--tokens', '150', '--samples', '80000', '--repeats', String(Math.max(2, Math.ceil(N / B)))],
+        { env: { ...benchEnv, OMP_NUM_THREADS: String(threads) }, encoding: 'utf8' },
+      );
+      if (tr.status === 0) {
+        const t = JSON.parse(tr.stdout.trim().split('\n').pop()!) as Json;
+        out.torch = t;
+        out.torch_utterances_per_second = round(t.utterances_per_second);
+        out.predict_ratio = round(f.ups / t.utterances_per_second, 3);
+        out.predict_ratio_int8 = round(q.ups / t.utterances_per_second, 3);
+      } else out.torch = { error: tr.stderr.slice(-500) };
+    } else out.torch = null;
+    // --segment on a long recording: the demo utterance every ~3 s, 44.1 kHz WAV, streamed.
+    const u = (await decodeAudioFile(join(benchDir, '..', 'test', 'predict', 'fixtures', 'espeak-utterance.wav'))).channels[0];
+    const lr = 22050;
+    const long = new Float32Array(longSeconds * lr);
+    for (let t = lr; t + u.length < long.length; t += Math.round(3.1 * lr)) long.set(u, t);
+    const longPath = join(work, 'long.wav');
+    writeFileSync(longPath, wav16(long, lr));
+    let t = performance.now();
+    let nseg = 0;
+    for await (const s of segmentAudio(longPath)) nseg += s.samples.length > 0 ? 1 : 0;
+    const vadSeconds = (performance.now() - t) / 1000;
+    const m = await Lemer.load(dir, { threads });
+    t = performance.now();
+    let npred = 0;
+    for await (const p of m.predictSegments(longPath)) npred += p.label ? 1 : 0;
+    const segSeconds = (performance.now() - t) / 1000;
+    await m.release();
+    out.segment = {
+      recording_seconds: longSeconds,
+      segments: nseg,
+      vad_real_time_factor: round(vadSeconds / longSeconds, 4),
+      predict_real_time_factor: round(segSeconds / longSeconds, 4),
+      predicted: npred,
+      note: 'predict: each segment through the speech-only graph (no transcript); RTF = processing seconds / audio seconds',
+    };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  return out;
+}

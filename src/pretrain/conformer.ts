@@ -1,0 +1,74 @@
+/**
+ * wav2vec 2.0's objective on lemer's log-mel conformer: the quantiser reads the
+ * subsampled features (the conformer's "CNN features"), the masked spans of the same
+ * features are replaced by `masked_spec_embed` before the blocks, and the blocks' output
+ * is the context. Names at the root: the encoder's own, `masked_spec_embed`,
+ * `quantizer.*`, `project_q.*`, `project_hid.*`.
+ */
+import type { InputDecl, TrainBuild } from '../graph/train.js';
+import { applySpanMask } from '../graph/layers/ssl.js';
+import type { ConformerEncoder } from '../models/conformer/index.js';
+import { subsampledLength } from '../models/conformer/index.js';
+import type { PretrainingConfig } from '../models/wav2vec2/quantizer.js';
+import {
+  type GumbelSchedule,
+  gumbelTemperature,
+  wav2vec2PretrainingLoss,
+} from '../models/wav2vec2/pretraining.js';
+
+export function conformerPretrainingInputs(
+  enc: ConformerEncoder,
+  numNegatives: number,
+): Record<string, InputDecl> {
+  return {
+    ...enc.inputs,
+    mask_time_indices: { dtype: 'int64', shape: ['batch', 'enc_frames'] },
+    sampled_negative_indices: { dtype: 'int64', shape: ['batch', 'enc_frames', numNegatives] },
+  };
+}
+
+/** The training build: loss terms contrastive and diversity per masked frame (HF's loss / mask_time_indices.sum()). */
+export function conformerPretrainingBuild(
+  enc: ConformerEncoder,
+  config: PretrainingConfig,
+  schedule: GumbelSchedule = {},
+): TrainBuild {
+  return (g, inputs, ctx) => {
+    const mask = inputs.mask_time_indices;
+    const out = enc.buildWith(
+      g,
+      { input_features: inputs.input_features, attention_mask: inputs.attention_mask },
+      {
+        training: true,
+        transformSubsampled: (h) =>
+          applySpanMask(
+            h,
+            mask,
+            g.param('masked_spec_embed', [enc.hiddenSize], { init: { kind: 'uniform', low: 0, high: 1 } }),
+          ),
+      },
+    );
+    const temperature = ctx.step ? gumbelTemperature(ctx.step, schedule) : (schedule.max ?? 2);
+    const l = wav2vec2PretrainingLoss(
+      {
+        hidden: out.hidden,
+        features: out.subsampled,
+        maskTimeIndices: mask,
+        negatives: inputs.sampled_negative_indices,
+      },
+      { config, temperature, training: true },
+    );
+    return {
+      terms: {
+        contrastive: { sum: l.contrastive, count: l.numMasked },
+        diversity: { sum: l.diversity, count: l.numMasked, weight: config.diversity_loss_weight },
+      },
+      metrics: { perplexity: l.perplexity },
+    };
+  };
+}
+
+/** Encoder frames of each utterance and of the padded batch. */
+export function conformerFrames(frameCounts: readonly number[]): { lengths: number[]; T: number } {
+  return { lengths: frameCounts.map(subsampledLength), T: subsampledLength(Math.max(...frameCounts)) };
+}

@@ -1,0 +1,4 @@
+/** Self-supervised ("2nd stage") pretraining of speech encoders: `lemer pretrain`. */
+export * from './batches.js';
+export * from './conformer.js';
+export * from './run.js';

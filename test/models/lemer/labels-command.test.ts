@@ -1,0 +1,136 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { FoldLabels } from '../../../src/cli/commands/labels.js';
+
+const ROOT = resolve(import.meta.dirname, '../../..');
+const MAIN = join(ROOT, 'src/cli/main.ts');
+const work = mkdtempSync(join(tmpdir(), 'lemer-labels-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+function lemer(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) =>
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', MAIN, ...args],
+      {
+        cwd: ROOT,
+        env: { ...process.env, LEMER_CACHE: join(work, 'cache'), LEMER_LOG_LEVEL: '' },
+        timeout: 60_000,
+      },
+      (err, stdout, stderr) =>
+        done({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    ),
+  );
+}
+
+/** A mono 16-bit WAV: a tone at `freq` Hz. */
+function writeWav(path: string, seconds: number, freq: number, rate = 16000): void {
+  const n = Math.round(seconds * rate);
+  const b = Buffer.alloc(44 + 2 * n);
+  b.write('RIFF', 0, 'ascii');
+  b.writeUInt32LE(36 + 2 * n, 4);
+  b.write('WAVEfmt ', 8, 'ascii');
+  b.writeUInt32LE(16, 16);
+  b.writeUInt16LE(1, 20);
+  b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(rate, 24);
+  b.writeUInt32LE(rate * 2, 28);
+  b.writeUInt16LE(2, 32);
+  b.writeUInt16LE(16, 34);
+  b.write('data', 36, 'ascii');
+  b.writeUInt32LE(2 * n, 40);
+  for (let i = 0; i < n; i++)
+    b.writeInt16LE(
+      Math.round(3000 * Math.sin((2 * Math.PI * freq * i) / rate) + 300 * Math.sin(i * 0.37 * (1 + (i % 7)))),
+      44 + 2 * i,
+    );
+  writeFileSync(path, b);
+}
+
+// Two sessions; each class has two utterances per session. Session s2's texts hold words
+// ("testonly...") that appear nowhere in s1: in the fold tested on s2 they must not show.
+const TEXT: Record<string, string[]> = {
+  ang: ['hate this mess', 'furious now'],
+  hap: ['love this day', 'wonderful news'],
+  neu: ['schedule the meeting', 'folder on table'],
+};
+const rows: Record<string, string | number>[] = [];
+for (const session of ['s1', 's2'])
+  for (const [c, label] of ['ang', 'hap', 'neu'].entries())
+    for (let k = 0; k < 2; k++) {
+      const id = `${session}_${label}_${k}`;
+      writeWav(join(work, `${id}.wav`), 0.3, 200 + 300 * c + 50 * k);
+      const text = session === 's2' ? `testonly${label} ${TEXT[label][k]}` : TEXT[label][k];
+      rows.push({ id, audio: `${id}.wav`, text, label, speaker: session, session });
+    }
+const manifest = join(work, 'm.jsonl');
+writeFileSync(manifest, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+
+test('lemer labels: per fold, keywords and codes from the training part only', async () => {
+  const out = join(work, 'labels.json');
+  const r = await lemer(
+    'labels',
+    '--corpus',
+    `manifest:${manifest}`,
+    '--labels',
+    'ang,hap,neu',
+    '--k',
+    '3',
+    '--speech-k',
+    '4',
+    '--kmeans-k',
+    '6',
+    '--json',
+    out,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /fold s1 \(trained on 6 utterances, tested on 6\)/);
+  assert.match(r.stdout, /codes: /);
+  const res = JSON.parse(readFileSync(out, 'utf8')) as { folds: FoldLabels[] };
+  assert.deepEqual(
+    res.folds.map((f) => f.fold),
+    ['s1', 's2'],
+  );
+  const testedOnS2 = res.folds[1];
+  const words = testedOnS2.classes.flatMap((c) => c.keywords.map((k) => k.word));
+  assert.ok(!words.some((w) => w.startsWith('testonly')), `test-fold words leaked: ${words}`);
+  assert.ok(
+    res.folds[0].classes.some((c) => c.keywords.some((k) => k.word.startsWith('testonly'))),
+    'fold s1 trains on s2',
+  );
+  for (const f of res.folds)
+    for (const c of f.classes) assert.ok(c.codes && c.codes.length >= 1 && c.codes.length <= 4);
+  // --fold by number, codes off, K above a class's distinct words: a warning, not a failure.
+  const one = await lemer(
+    'labels',
+    '--corpus',
+    `manifest:${manifest}`,
+    '--labels',
+    'ang,hap,neu',
+    '--fold',
+    '2',
+    '--codes',
+    'none',
+    '--k',
+    '50',
+  );
+  assert.equal(one.code, 0, one.stderr);
+  assert.match(one.stdout, /1 fold\(s\)/);
+  assert.match(one.stdout, /speech codes: off/);
+  assert.match(one.stderr, /fewer than K = 50/);
+  const bad = await lemer(
+    'labels',
+    '--corpus',
+    `manifest:${manifest}`,
+    '--labels',
+    'ang,hap,neu',
+    '--fold',
+    '9',
+  );
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--fold 9: no such fold; give 1..2 or a name \(s1, s2\)/);
+});
