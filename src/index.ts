@@ -29,3 +29,7 @@ export * as graph from './graph/index.js';
 export * from './config/engine.js';
 /** The wav2vec2 family of speech encoders (wav2vec2, HuBERT, WavLM, wav2vec2-conformer). */
 export * as wav2vec2 from './models/wav2vec2/index.js';
+/** The LE-MER head, its losses, the model over two encoders and the label embeddings. */
+export * as lemer from './models/lemer/index.js';
+/** Using a trained model: `const model = await Lemer.load(dir); await model.predict({ audio, text })`. */
+export * from './predict/index.js';

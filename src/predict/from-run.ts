@@ -84,6 +84,19 @@ export function resolveRunPaths(arg: string, fold?: string): RunPaths {
   return { run, fold: foldDir, checkpoint };
 }
 
+/**
+ * The tokenizer.json training used: the text encoder folder's own, or the in-place WordPiece
+ * vocabulary built from the fold's training texts (the same call as src/train's buildModel).
+ */
+function tokenizerJsonOf(c: LemerConfig, trainTexts: string[]): Record<string, unknown> {
+  const path = c.encoders.text.path;
+  if (path === null) return buildWordPieceVocab(trainTexts, { vocabSize: c.train.inPlace.text.vocabSize });
+  const file = join(path, 'tokenizer.json');
+  if (!existsSync(file))
+    throw new Error(`${file}: missing: export copies the text encoder's tokenizer.json (a folder with only vocab.txt is not supported yet)`);
+  return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+}
+
 export interface ExportRunOptions {
   fold?: string;
   quantize?: 'int8' | null;
@@ -130,8 +143,7 @@ export async function exportRun(
   const trainTexts = [...fold.train, ...(fold.valid ?? [])].map((i) => corpus.utterances[i].text);
   const built = await buildModel(c, kind, { trainTexts, classWeights: null });
   const ck = loadCheckpoint(paths.checkpoint, { optimizer: false });
-  const tokenizer =
-    kind !== 'speech' ? buildWordPieceVocab(trainTexts, { vocabSize: c.train.inPlace.text.vocabSize }) : null;
+  const tokenizer = kind !== 'speech' ? tokenizerJsonOf(c, trainTexts) : null;
   const params = ck.params;
   const res = writeModelFolder(
     {

@@ -5,6 +5,8 @@
  * is the context. Names at the root: the encoder's own, `masked_spec_embed`,
  * `quantizer.*`, `project_q.*`, `project_hid.*`.
  */
+import type { Tensor } from '../graph/graph.js';
+import * as ops from '../graph/ops/index.js';
 import type { InputDecl, TrainBuild } from '../graph/train.js';
 import { applySpanMask } from '../graph/layers/ssl.js';
 import type { ConformerEncoder } from '../models/conformer/index.js';
@@ -27,34 +29,56 @@ export function conformerPretrainingInputs(
   };
 }
 
+/**
+ * The quantiser's input: the subsampled features normalised over channels without
+ * parameters. wav2vec2 quantises layer-normed CNN features (its feature projection's
+ * layer_norm), whose unit scale makes the weight_proj logits large against the Gumbel
+ * noise; the conformer's subsampled features start tiny (std ~0.05) and would leave the
+ * codes pure noise for thousands of steps.
+ */
+function normalised(x: Tensor): Tensor {
+  const g = x.graph;
+  const d = x.shape[2] as number;
+  const c = (v: number) => g.constant(new Float32Array(d).fill(v), [d]);
+  return ops.layerNorm(x, c(1), c(0), 1e-5);
+}
+
 /** The training build: loss terms contrastive and diversity per masked frame (HF's loss / mask_time_indices.sum()). */
 export function conformerPretrainingBuild(
   enc: ConformerEncoder,
   config: PretrainingConfig,
   schedule: GumbelSchedule = {},
 ): TrainBuild {
+  const numNegatives = config.num_negatives;
   return (g, inputs, ctx) => {
-    const mask = inputs.mask_time_indices;
+    // The host-drawn masks are over the encoder's frames: give them its (derived) frame dim.
+    let mask = inputs.mask_time_indices;
     const out = enc.buildWith(
       g,
       { input_features: inputs.input_features, attention_mask: inputs.attention_mask },
       {
         training: true,
-        transformSubsampled: (h) =>
-          applySpanMask(
+        transformSubsampled: (h) => {
+          mask = mask.withShape([h.shape[0], h.shape[1]]);
+          return applySpanMask(
             h,
             mask,
             g.param('masked_spec_embed', [enc.hiddenSize], { init: { kind: 'uniform', low: 0, high: 1 } }),
-          ),
+          );
+        },
       },
     );
     const temperature = ctx.step ? gumbelTemperature(ctx.step, schedule) : (schedule.max ?? 2);
     const l = wav2vec2PretrainingLoss(
       {
         hidden: out.hidden,
-        features: out.subsampled,
+        features: normalised(out.subsampled),
         maskTimeIndices: mask,
-        negatives: inputs.sampled_negative_indices,
+        negatives: inputs.sampled_negative_indices.withShape([
+          out.hidden.shape[0],
+          out.hidden.shape[1],
+          numNegatives,
+        ]),
       },
       { config, temperature, training: true },
     );

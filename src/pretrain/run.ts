@@ -56,7 +56,7 @@ export interface PretrainOptions {
   numNegatives?: number;
   /** Sample rate and log-mel settings of the front end (lemer's config: speech.*). */
   sampleRate?: number;
-  logMel?: LogMelOptions & { normalize?: 'utterance' | 'none' };
+  logMel?: FrontEnd;
   runtime?: RuntimeOptions;
   /** Progress: features loaded, then steps done. */
   onFeatures?: (done: number, total: number) => void;
@@ -95,6 +95,12 @@ function readConfig(dir: string): Record<string, unknown> {
   }
 }
 
+/** Log-mel settings plus the normalisation (lemer's speech.logMel config section fits). */
+export type FrontEnd = Omit<LogMelOptions, 'sampleRate'> & {
+  normalize?: 'utterance' | 'none';
+  stdFloor?: number;
+};
+
 /** Log-mel + CMVN features of the corpus' audio, cut to maxSeconds. */
 export async function corpusFeatures(
   corpus: Corpus,
@@ -108,13 +114,15 @@ export async function corpusFeatures(
 ): Promise<Features[]> {
   const utts = corpus.utterances.filter((u) => u.audioPath !== null);
   if (utts.length === 0) throw new Error(`corpus ${corpus.name}: no utterance has audio`);
-  const { normalize, ...lm } = opts.logMel;
+  const { normalize, stdFloor, ...lm } = opts.logMel;
   const out: Features[] = [];
   for (const [i, u] of utts.entries()) {
     const wave = await loadAudio(u.audioPath!, { sampleRate: opts.sampleRate, onWarning });
     const cut = wave.subarray(0, Math.min(wave.length, Math.round(opts.maxSeconds * opts.sampleRate)));
     const f = logMel(cut, { ...lm, sampleRate: opts.sampleRate });
-    out.push(normalize === 'none' || f.frames === 0 ? f : cmvn(f));
+    out.push(
+      normalize === 'none' || f.frames === 0 ? f : cmvn(f, stdFloor === undefined ? {} : { stdFloor }),
+    );
     onProgress?.(i + 1, utts.length);
   }
   return out;

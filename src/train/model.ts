@@ -132,7 +132,8 @@ export async function buildModel(
           intermediate_size: t.intermediateSize,
           hidden_dropout_prob: t.dropout,
           attention_probs_dropout_prob: t.dropout,
-          max_position_embeddings: Math.max(cfg.text.maxTokens, 8),
+          // As BERT: room for label descriptions (K keywords) longer than one input.
+          max_position_embeddings: Math.max(cfg.text.maxTokens, 512),
           pad_token_id: tokenizer.padId,
         },
         {

@@ -15,7 +15,8 @@ import { accuracy, crossEntropy } from '../../src/graph/layers/losses.js';
 import { Trainer, type BuildContext, type InputDecl } from '../../src/graph/train.js';
 import { tokenizerFromJson } from '../../src/text/tokenizer.js';
 import { buildWordPieceVocab } from '../../src/text/vocab.js';
-import { inPlaceSpeechEncoder, inPlaceTextEncoder } from '../../src/train/inplace.js';
+import { createEncoder } from '../../src/models/encoders.js';
+import { conformerEncoder } from '../../src/models/conformer/index.js';
 import { makeBatch, type Example } from '../../src/train/data.js';
 import { writeModelFolder, type ExportResult } from '../../src/predict/export.js';
 import type { FrontEndSpec } from '../../src/predict/folder.js';
@@ -66,23 +67,23 @@ export function wavBytes(samples: Float32Array, rate: number, channels = 1): Uin
 const TEXTS = ['the low hum', 'a deep low sound', 'the high whistle', 'a bright high sound'];
 
 export function tinyModel(vocabSize: number) {
-  const text = inPlaceTextEncoder({
-    vocabSize,
-    hiddenSize: 16,
-    numLayers: 1,
-    numHeads: 2,
-    intermediateSize: 32,
-    dropout: 0,
-    maxPositions: 32,
+  const text = createEncoder('bert', {
+    vocab_size: vocabSize,
+    hidden_size: 16,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    intermediate_size: 32,
+    hidden_dropout_prob: 0,
+    attention_probs_dropout_prob: 0,
+    max_position_embeddings: 32,
   });
-  const speech = inPlaceSpeechEncoder({
-    numBins: 80,
-    hiddenSize: 16,
-    numLayers: 1,
-    numHeads: 2,
-    ffnDim: 32,
-    convKernel: 3,
-    dropout: 0,
+  const speech = conformerEncoder({
+    num_mel_bins: 80,
+    hidden_size: 16,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    intermediate_size: 32,
+    conv_depthwise_kernel_size: 3,
   });
   const inputs: Record<string, InputDecl> = {};
   for (const [k, d] of Object.entries(text.inputs)) inputs[`text.${k}`] = d;

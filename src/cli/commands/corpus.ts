@@ -155,6 +155,17 @@ function renderInfo(info: CorpusInfo): string {
     '',
     `dialogues: ${info.dialogues.count} (utterances per dialogue: min ${info.dialogues.minTurns}, mean ${info.dialogues.meanTurns}, max ${info.dialogues.maxTurns})`,
   ];
+  if (info.labelMap) {
+    const m = Object.entries(info.labelMap.map).map(([from, to]) => `${from}=${to}`);
+    const d = Object.entries(info.labelMap.dropped).sort(([x], [y]) => natural(x, y));
+    const total = d.reduce((s, [, n]) => s + n, 0);
+    lines.splice(
+      3,
+      0,
+      `label map: ${m.join(', ')}`,
+      `dropped by the label map: ${total}${d.length ? ` (${d.map(([l, n]) => `${l} ${n}`).join(', ')})` : ''}`,
+    );
+  }
   if (info.durations) {
     const d = info.durations;
     lines.push(

@@ -15,6 +15,7 @@ import { registerCv } from './cv.js';
 import { registerLabels } from './labels.js';
 import { registerExport } from './export.js';
 import { registerPredict } from './predict.js';
+import { registerEncoder } from './encoder.js';
 
 export interface CliCommand {
   /** The top-level command name, as typed after `lemer`. */
@@ -34,4 +35,5 @@ export const COMMANDS: CliCommand[] = [
   { name: 'labels', register: registerLabels },
   { name: 'export', register: registerExport },
   { name: 'predict', register: registerPredict },
+  { name: 'encoder', register: registerEncoder },
 ];

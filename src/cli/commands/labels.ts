@@ -4,7 +4,7 @@
  * from the fold's TRAINING utterances only. Codes come from k-means over the training
  * frames' log-mel features (src/models/codes), the setting of encoders without a quantiser.
  */
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import {
   defaultFolds,
   leaveOneGroupOut,
@@ -13,6 +13,7 @@ import {
   type GroupKey,
 } from '../../data/folds.js';
 import type { Corpus } from '../../data/types.js';
+import type { HostTensor } from '../../graph/runtime.js';
 import { pickTraining, speechCodeScores, textKeywords } from '../../models/lemer/label-embeddings.js';
 import {
   contextOf,
@@ -35,6 +36,8 @@ interface LabelsOptions extends CorpusCliOptions {
   codes?: 'kmeans' | 'none';
   kmeansK?: number;
   maxFrames?: number;
+  speechEncoder?: string;
+  layer?: number;
   json?: string;
 }
 
@@ -111,6 +114,98 @@ async function logMelOf(
   return out;
 }
 
+type FrameMap = Map<number, { data: Float32Array; frames: number; bins: number }>;
+
+/**
+ * One hidden layer's valid frames per utterance of a speech encoder folder (wav2vec2 family,
+ * HuBERT, WavLM, or lemer's conformer), the encoder run in eval form on each utterance alone.
+ */
+async function encoderFramesOf(
+  ctx: CommandContext,
+  corpus: Corpus,
+  needed: Set<number>,
+  dir: string,
+  layer: number,
+): Promise<{ frames: FrameMap; source: string }> {
+  const { readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { loadAudio } = await import('../../audio/load.js');
+  const { logMel, cmvn } = await import('../../audio/logmel.js');
+  const { encoderLayerFrames } = await import('../../models/codes/frames.js');
+  const cfgPath = join(dir, 'config.json');
+  let modelType: unknown;
+  try {
+    modelType = (JSON.parse(readFileSync(cfgPath, 'utf8')) as { model_type?: unknown }).model_type;
+  } catch (e) {
+    throw new Error(`--speech-encoder ${dir}: cannot read ${cfgPath} (${(e as Error).message})`);
+  }
+  const { CONFORMER_MODEL_TYPE, loadConformerFolder } = await import('../../models/conformer/index.js');
+  const enc =
+    modelType === CONFORMER_MODEL_TYPE
+      ? loadConformerFolder(dir)
+      : (await import('../../models/encoders.js')).loadEncoder(dir);
+  if (enc.modality !== 'speech')
+    throw new Error(`--speech-encoder ${dir}: a ${enc.modelType} encoder is not a speech encoder`);
+  const cfg = ctx.config.speech;
+  const idx = [...needed].sort((a, b) => a - b);
+  const fc =
+    'input_values' in enc.inputs
+      ? (await import('../../models/wav2vec2/features.js')).readWav2Vec2FeatureConfig(dir)
+      : null;
+  const bins = Number(enc.inputs.input_features?.shape[2] ?? cfg.logMel.numBins);
+  async function* feeds(): AsyncGenerator<Record<string, HostTensor>> {
+    for (const i of idx) {
+      const u = corpus.utterances[i];
+      const wav = await loadAudio(u.audioPath!, {
+        sampleRate: cfg.sampleRate,
+        onWarning: (m) => ctx.log.warn(m),
+      });
+      if (fc) {
+        const { wav2vec2Batch } = await import('../../models/wav2vec2/features.js');
+        const b = wav2vec2Batch([wav], fc, { names: [u.audioPath!] });
+        yield { input_values: b.input_values, attention_mask: b.attention_mask };
+      } else {
+        let f = logMel(wav, {
+          sampleRate: cfg.sampleRate,
+          numBins: bins,
+          frameLengthMs: cfg.logMel.frameLengthMs,
+          frameShiftMs: cfg.logMel.frameShiftMs,
+          allowEmptyFilters: cfg.logMel.allowEmptyFilters,
+        });
+        if (cfg.logMel.normalize === 'utterance') f = cmvn(f, { stdFloor: cfg.logMel.stdFloor });
+        yield {
+          input_features: { dtype: 'float32' as const, shape: [1, f.frames, f.bins], data: f.data },
+          attention_mask: {
+            dtype: 'int64' as const,
+            shape: [1, f.frames],
+            data: new BigInt64Array(f.frames).fill(1n),
+          },
+        };
+      }
+    }
+  }
+  const bar = ctx.progress(idx.length, `encoding (${enc.modelType}, layer ${layer})`);
+  let r;
+  try {
+    r = await encoderLayerFrames(enc, feeds(), { layer, onBatch: (d) => bar.update(d) });
+  } finally {
+    bar.stop();
+  }
+  const dim = r.frames.dim;
+  const out: FrameMap = new Map();
+  let at = 0;
+  idx.forEach((i, k) => {
+    const n = r.lengths[k];
+    out.set(i, {
+      data: Float32Array.from(r.frames.data.subarray(at * dim, (at + n) * dim)),
+      frames: n,
+      bins: dim,
+    });
+    at += n;
+  });
+  return { frames: out, source: `${enc.modelType} (${dir}), hidden state ${layer}` };
+}
+
 /** k-means codes of every training frame: fitted on (at most maxFrames of) the training frames only. */
 async function foldCodes(
   feats: Map<number, { data: Float32Array; frames: number; bins: number }>,
@@ -163,10 +258,32 @@ async function labelsCommand(cmd: Command, io: CliIo): Promise<void> {
   else if (withAudio < utts.length)
     codesNote = `speech codes: not computed, ${utts.length - withAudio} of ${utts.length} utterances have no audio`;
 
-  let feats: Map<number, { data: Float32Array; frames: number; bins: number }> | null = null;
+  // Every fold's keywords first: a class missing from a training part fails here, before
+  // any audio is read.
+  const foldWarnings = new Map<string, string[]>();
+  const keywords = folds.map((f) => {
+    const warnings: string[] = [];
+    foldWarnings.set(f.name, warnings);
+    const warn = (m: string) => {
+      warnings.push(m);
+      ctx.log.warn(`fold ${f.name}: ${m}`);
+    };
+    try {
+      return textKeywords(pickTraining(utts, f.train), classes, K, { lang, warn });
+    } catch (err) {
+      throw new Error(`fold ${f.name}: ${(err as Error).message}`);
+    }
+  });
+
+  let feats: FrameMap | null = null;
+  let codeSource = 'training log-mel frames';
   if (!codesNote) {
     const needed = new Set(folds.flatMap((f) => f.train));
-    feats = await logMelOf(ctx, corpus, needed);
+    if (opts.speechEncoder) {
+      const r = await encoderFramesOf(ctx, corpus, needed, opts.speechEncoder, opts.layer ?? -1);
+      feats = r.frames;
+      codeSource = `training frames of ${r.source}`;
+    } else feats = await logMelOf(ctx, corpus, needed);
   }
 
   const results: FoldLabels[] = [];
@@ -174,19 +291,16 @@ async function labelsCommand(cmd: Command, io: CliIo): Promise<void> {
     `corpus: ${corpus.name} (${spec}); ${folds.length} fold(s); text K = ${K}, stop words ${lang}`,
   ];
   if (codesNote) lines.push(codesNote);
-  else
-    lines.push(
-      `speech codes: k-means (k = ${opts.kmeansK ?? 256}) over training log-mel frames; K = ${speechK}`,
-    );
+  else lines.push(`speech codes: k-means (k = ${opts.kmeansK ?? 256}) over ${codeSource}; K = ${speechK}`);
   const bar = ctx.progress(folds.length, 'folds');
-  for (const f of folds) {
-    const warnings: string[] = [];
+  for (const [fi, f] of folds.entries()) {
+    const warnings = foldWarnings.get(f.name)!;
     const warn = (m: string) => {
       warnings.push(m);
       ctx.log.warn(`fold ${f.name}: ${m}`);
     };
     const train = pickTraining(utts, f.train);
-    const kw = textKeywords(train, classes, K, { lang, warn });
+    const kw = keywords[fi];
     let codes: ReturnType<typeof speechCodeScores> | null = null;
     if (feats) {
       const byUtt = await foldCodes(
@@ -263,6 +377,20 @@ export function registerLabels(program: Command, io: CliIo): void {
       ).choices(['kmeans', 'none']),
     )
     .option('--kmeans-k <n>', 'number of k-means codes (default 256)', intOption(1))
+    .option(
+      '--speech-encoder <dir>',
+      "codes from k-means over this speech encoder folder's hidden states (wav2vec2, HuBERT, WavLM, lemer-conformer) instead of log-mel frames",
+    )
+    .option(
+      '--layer <n>',
+      'with --speech-encoder: which hidden state (0 = input embedding; default the last)',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n))
+          throw new InvalidArgumentError('expected a whole number (negative counts from the end).');
+        return n;
+      },
+    )
     .option(
       '--max-frames <n>',
       'training frames the k-means fit reads at most, evenly spaced (default 8000)',

@@ -109,7 +109,15 @@ defineNonDifferentiable('Equal', 'Less', 'Greater', 'Not', 'And', 'Sign', 'Shape
 
 // ---- gradient rules ----
 
-defineGradient('Identity', ({ dy }) => [dy[0]]);
+// An Identity from withShape renamed dims: the gradient takes the input's names back (dims
+// where dy is still broadcast, size 1, stay as they are), or later ops would see two names
+// for one size.
+defineGradient('Identity', ({ x, y, dy }) => {
+  const d = dy[0]!;
+  const xs = x[0]!.shape;
+  const renamed = d.shape.map((dim, i) => (dim === y[0]!.shape[i] ? xs[i]! : dim));
+  return [renamed.every((dim, i) => dim === d.shape[i]) ? d : withShape(d, renamed)];
+});
 defineGradient('Add', ({ x, dy, needs }) => [
   needs(0) ? unbroadcast(dy[0]!, x[0]!.shape) : null,
   needs(1) ? unbroadcast(dy[0]!, x[1]!.shape) : null,

@@ -1,30 +1,23 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { FoldLabels } from '../../../src/cli/commands/labels.js';
+import { runCli } from '../../../src/cli/program.js';
 
-const ROOT = resolve(import.meta.dirname, '../../..');
-const MAIN = join(ROOT, 'src/cli/main.ts');
 const work = mkdtempSync(join(tmpdir(), 'lemer-labels-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-function lemer(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) =>
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', MAIN, ...args],
-      {
-        cwd: ROOT,
-        env: { ...process.env, LEMER_CACHE: join(work, 'cache'), LEMER_LOG_LEVEL: '' },
-        timeout: 60_000,
-      },
-      (err, stdout, stderr) =>
-        done({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    ),
-  );
+/** Runs `lemer ...` in this process (the same entry point as the binary), capturing its output. */
+async function lemer(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+  });
+  return { code, stdout, stderr };
 }
 
 /** A mono 16-bit WAV: a tone at `freq` Hz. */
@@ -122,6 +115,21 @@ test('lemer labels: per fold, keywords and codes from the training part only', a
   assert.match(one.stdout, /1 fold\(s\)/);
   assert.match(one.stdout, /speech codes: off/);
   assert.match(one.stderr, /fewer than K = 50/);
+  // A class that only the test session has: an error naming the fold, before any audio is read.
+  const lopsided = join(work, 'lopsided.jsonl');
+  const extra = {
+    id: 's2_sad_0',
+    audio: 's2_ang_0.wav',
+    text: 'so sad',
+    label: 'sad',
+    speaker: 's2',
+    session: 's2',
+  };
+  writeFileSync(lopsided, [...rows, extra].map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const missing = await lemer('labels', '--corpus', `manifest:${lopsided}`, '--labels', 'ang,hap,neu,sad');
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /fold s2: text label keywords: class 'sad' has no training utterances/);
+  assert.doesNotMatch(missing.stderr, /log-mel/);
   const bad = await lemer(
     'labels',
     '--corpus',

@@ -239,3 +239,28 @@ test('class weights weight the CE terms (torch convention); logged terms stay pl
   assert.ok(Math.abs(res[0].loss - res[2].loss) > 1e-6, 'weights change the loss');
   assert.equal(res[2].metrics.loss_main, res[0].metrics.loss_main);
 });
+
+test('speech label embeddings from codebook vectors through a learned projection (codebookMode projection)', async () => {
+  const m = lemerModel(spec({ head: { dropout: 0, speechCodebookDim: 3 } }));
+  const tr = await Trainer.create({
+    inputs: m.trainInputs,
+    build: m.train,
+    optimizer,
+    runtime: { threads: 1 },
+  });
+  const p = tr.graph.params;
+  assert.ok(!p.has('head.label_embeddings.speech'));
+  assert.deepEqual(p.get('head.label_embeddings.speech_codebook')!.spec.shape, [3, 3]);
+  assert.equal(p.get('head.label_embeddings.speech_codebook')!.spec.trainable, false);
+  assert.deepEqual(p.get('head.label_embeddings.speech_projection.weight')!.spec.shape, [5, 3]);
+  const trained = tr.built.trained.map((s) => s.name);
+  assert.ok(trained.includes('head.label_embeddings.speech_projection.weight'));
+  assert.ok(!trained.includes('head.label_embeddings.speech_codebook'));
+  const before = Array.from(tr.params.get('head.label_embeddings.speech_codebook').data as Float32Array);
+  await tr.step(feedsFor(m.trainInputs, tinyBatch()));
+  assert.deepEqual(
+    Array.from(tr.params.get('head.label_embeddings.speech_codebook').data as Float32Array),
+    before,
+  );
+  await tr.release();
+});

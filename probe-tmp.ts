@@ -1,0 +1,14 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Rng } from './src/util/random.js';
+import { pretrainConformerOnFeatures } from './src/pretrain/index.js';
+const TINY = { model_type: 'lemer-conformer', num_mel_bins: 80, subsampling_channels: 4, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, conv_depthwise_kernel_size: 5, hidden_dropout: 0, activation_dropout: 0, attention_dropout: 0, conformer_conv_dropout: 0, num_codevector_groups: 2, num_codevectors_per_group: 8, codevector_dim: 8, proj_codevector_dim: 8, num_negatives: 5 };
+const rng = new Rng(1);
+const protos = Array.from({ length: 4 }, () => Float32Array.from({ length: 80 }, () => rng.normal()));
+const feats = Array.from({ length: 16 }, () => { const frames = 80 + rng.int(0, 60); const data = new Float32Array(frames * 80); let p = 0; for (let t = 0; t < frames; t++) { if (t % 40 === 0) p = rng.int(0, 4); for (let b = 0; b < 80; b++) data[t * 80 + b] = protos[p][b] + 0.1 * rng.normal(); } return { data, frames, bins: 80 }; });
+const dir = mkdtempSync(join(tmpdir(), 'probe-'));
+writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...TINY, ...JSON.parse(process.argv[2] ?? '{}') }));
+const o = JSON.parse(process.argv[3] ?? '{}');
+const r = await pretrainConformerOnFeatures(feats, { encoderDir: dir, outDir: join(dir, 'o'), steps: 40, batchSize: 4, lr: 3e-3, warmupSteps: 4, seed: 1, maskProb: 0.3, maskLength: 2, runtime: { threads: 1 }, ...o });
+console.log(r.log.map((s) => `${s.loss.toFixed(2)}/${s.contrastive.toFixed(2)}/${s.perplexity.toFixed(1)}`).join(' '));

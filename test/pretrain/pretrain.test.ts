@@ -1,0 +1,193 @@
+// Self-supervised pretraining of the log-mel conformer: a few steps on a tiny model lower
+// the loss, the written folder is a config.json + model.safetensors that the conformer
+// loader reads back (objective tensors set aside), BatchNorm statistics are written back,
+// a run continues from its own folder, and a corpus' audio goes through the front end.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Features } from '../../src/audio/logmel.js';
+import { Rng } from '../../src/util/random.js';
+import { readSafetensors } from '../../src/graph/safetensors.js';
+import { loadConformerFolder } from '../../src/models/conformer/index.js';
+import { pretrainConformerOnFeatures, pretrainOnCorpus, sslTargets } from '../../src/pretrain/index.js';
+import { loadCorpus } from '../../src/data/corpus.js';
+import { encodeWav } from '../audio/helpers.js';
+
+const TINY = {
+  model_type: 'lemer-conformer',
+  num_mel_bins: 80,
+  subsampling_channels: 4,
+  hidden_size: 16,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  intermediate_size: 32,
+  conv_depthwise_kernel_size: 5,
+  hidden_dropout: 0.0,
+  activation_dropout: 0.0,
+  attention_dropout: 0.0,
+  conformer_conv_dropout: 0.0,
+  num_codevector_groups: 2,
+  num_codevectors_per_group: 8,
+  codevector_dim: 8,
+  proj_codevector_dim: 8,
+  num_negatives: 5,
+};
+
+/** Utterances made of runs of four prototype frames (+ noise): structure a model can learn. */
+function syntheticFeatures(n: number, seed: number): Features[] {
+  const rng = new Rng(seed);
+  const protos = Array.from({ length: 4 }, () => Float32Array.from({ length: 80 }, () => rng.normal()));
+  return Array.from({ length: n }, () => {
+    const frames = 80 + rng.int(0, 60);
+    const data = new Float32Array(frames * 80);
+    let p = rng.int(0, 4);
+    for (let t = 0; t < frames; t++) {
+      if (t % 40 === 0) p = rng.int(0, 4);
+      for (let b = 0; b < 80; b++) data[t * 80 + b] = protos[p][b] + 0.1 * rng.normal();
+    }
+    return { data, frames, bins: 80 };
+  });
+}
+
+function encoderFolder(extra: Record<string, unknown> = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), 'lemer-pretrain-'));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...TINY, ...extra }));
+  return dir;
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+test('a tiny conformer: the loss drops below chance in 40 steps; the folder reloads; a second run continues from it', async () => {
+  const enc = encoderFolder();
+  const out = join(mkdtempSync(join(tmpdir(), 'lemer-pretrain-out-')), 'ssl');
+  const feats = syntheticFeatures(16, 1);
+  const warnings: string[] = [];
+  const r = await pretrainConformerOnFeatures(feats, {
+    encoderDir: enc,
+    outDir: out,
+    steps: 40,
+    batchSize: 4,
+    lr: 3e-3,
+    maskProb: 0.3,
+    maskLength: 2,
+    warmupSteps: 4,
+    seed: 1,
+    runtime: { threads: 1 },
+    onWarning: (m) => warnings.push(m),
+  });
+  assert.match(warnings.join('\n'), /no model\.safetensors, starting from random weights/);
+  assert.equal(r.log.length, 40);
+  const first = mean(r.log.slice(0, 5).map((s) => s.loss));
+  const last = mean(r.log.slice(-10).map((s) => s.loss));
+  // Chance level of the contrastive term is ln(1 + K) = ln 6 = 1.79 per masked frame.
+  assert.ok(last < 0.9 * first && last < Math.log(6) - 0.2, `loss ${first.toFixed(3)} -> ${last.toFixed(3)}`);
+  assert.ok(r.log.every((s) => s.perplexity >= 1 && s.perplexity <= 16));
+
+  const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
+  assert.equal(cfg.model_type, 'lemer-conformer');
+  assert.deepEqual(cfg.architectures, ['LemerConformerForPreTraining']);
+  assert.equal(cfg.num_codevectors_per_group, 8);
+  const tensors = readSafetensors(join(out, 'model.safetensors')).tensors;
+  for (const k of [
+    'quantizer.codevectors',
+    'quantizer.weight_proj.weight',
+    'project_q.weight',
+    'project_hid.weight',
+    'masked_spec_embed',
+  ])
+    assert.ok(tensors.has(k), k);
+  assert.deepEqual(tensors.get('quantizer.codevectors')!.shape, [1, 16, 4]);
+  // BatchNorm's running statistics were written back by the Trainer (not left at 0 / 1).
+  const rm = tensors.get('encoder.layers.0.conv_module.batch_norm.running_mean')!.data as Float32Array;
+  assert.ok(
+    rm.some((v) => v !== 0),
+    'running_mean moved',
+  );
+
+  const back = loadConformerFolder(out);
+  assert.equal(back.weights!.size, tensors.size - 8, 'the encoder takes all but the 8 objective tensors');
+
+  // Continue from the written folder: the objective's tensors come from it too.
+  const out2 = join(out, '..', 'ssl2');
+  const r2 = await pretrainConformerOnFeatures(feats, {
+    encoderDir: out,
+    outDir: out2,
+    steps: 3,
+    batchSize: 4,
+    lr: 1e-3,
+    seed: 2,
+    runtime: { threads: 1 },
+  });
+  assert.ok(
+    r2.log[0].loss < first,
+    `continued run starts below the fresh one (${r2.log[0].loss} vs ${first})`,
+  );
+});
+
+test('span masks and negatives stay inside each utterance; a batch shorter than a span still masks', () => {
+  const t = sslTargets([9, 4, 2], 9, { maskProb: 0.65, spanLength: 5, minMasks: 1, numNegatives: 3 }, 7);
+  const m = t.mask_time_indices.data as BigInt64Array;
+  [9, 4, 2].forEach((len, b) => {
+    for (let i = len; i < 9; i++) assert.equal(m[b * 9 + i], 0n, `row ${b} frame ${i} is padding`);
+  });
+  assert.ok(m.slice(0, 9).some((v) => v === 1n));
+  const neg = t.sampled_negative_indices.data as BigInt64Array;
+  for (let i = 0; i < 4 * 3; i++) {
+    const v = Number(neg[9 * 3 + i]);
+    assert.ok(v >= 9 && v < 13, `row 1 negatives point inside row 1: ${v}`);
+  }
+  const short = sslTargets([3], 3, { maskProb: 0.65, spanLength: 5, minMasks: 1, numNegatives: 2 }, 1);
+  assert.ok((short.mask_time_indices.data as BigInt64Array).some((v) => v === 1n));
+});
+
+test('bad input: a wav2vec2 folder says why it cannot be pretrained yet; no config.json; too-short audio', async () => {
+  const w2v = mkdtempSync(join(tmpdir(), 'lemer-pretrain-w2v-'));
+  writeFileSync(join(w2v, 'config.json'), JSON.stringify({ model_type: 'wav2vec2' }));
+  const base = { outDir: join(w2v, 'out'), steps: 1, batchSize: 1 };
+  await assert.rejects(
+    pretrainConformerOnFeatures([], { ...base, encoderDir: w2v }),
+    /pretraining a wav2vec2 folder is not available yet/,
+  );
+  await assert.rejects(
+    pretrainConformerOnFeatures([], { ...base, encoderDir: join(w2v, 'none') }),
+    /none: no config\.json/,
+  );
+  const short: Features = { data: new Float32Array(8 * 80), frames: 8, bins: 80 };
+  await assert.rejects(
+    pretrainConformerOnFeatures([short], { ...base, encoderDir: encoderFolder() }),
+    /no utterance is long enough/,
+  );
+});
+
+test("a manifest corpus' audio goes through the log-mel front end into two steps", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lemer-pretrain-corpus-'));
+  mkdirSync(join(dir, 'wav'));
+  const rows = ['id,audio,label,speaker,session'];
+  const rng = new Rng(4);
+  for (let i = 0; i < 3; i++) {
+    const n = 16000 * (0.6 + 0.2 * i);
+    const x = Float32Array.from(
+      { length: n },
+      (_, t) => 0.3 * Math.sin((2 * Math.PI * (200 + 100 * i) * t) / 16000) + 0.02 * rng.normal(),
+    );
+    writeFileSync(join(dir, 'wav', `u${i}.wav`), encodeWav([x], 16000, 'pcm16'));
+    rows.push(`u${i},wav/u${i}.wav,neu,s${i},S${i}`);
+  }
+  writeFileSync(join(dir, 'm.csv'), rows.join('\n') + '\n');
+  const corpus = await loadCorpus(`manifest:${join(dir, 'm.csv')}`);
+  let loaded = 0;
+  const r = await pretrainOnCorpus(corpus, {
+    encoderDir: encoderFolder(),
+    outDir: join(dir, 'out'),
+    steps: 2,
+    batchSize: 2,
+    runtime: { threads: 1 },
+    onFeatures: (d) => (loaded = d),
+  });
+  assert.equal(loaded, 3);
+  assert.equal(r.utterances, 3);
+  assert.ok(r.log.every((s) => Number.isFinite(s.loss)));
+  loadConformerFolder(join(dir, 'out'));
+});
