@@ -3,6 +3,8 @@
 // against PyTorch in the same run; peak RSS of each; the largest difference of the last
 // hidden states on the same random weights; each figure's share of the matmul peak.
 //   npm run bench -- encoders [--repeats N] [--no-torch] [--only bert|w2v2]
+// (each figure: 1 warm-up + N timed runs, default 3: a BERT-base step takes seconds on 2 cores;
+// LEMER_BENCH_PROFILE=<prefix> adds ORT's kernel time per op type to lemer's figures)
 // Each figure comes from a fresh process (bench/lib/encoders-worker.ts, bench/torch_encoders.py)
 // under the same malloc settings and 2 threads (bench/lib/spawn.ts). Ratios:
 // *_ratio = PyTorch time / lemer time (> 1: lemer faster); *_peak_rss_ratio = lemer / PyTorch
@@ -40,7 +42,7 @@ type Figure = { label: string; model: 'bert' | 'w2v2'; phase: string; flops: num
 
 export default async function encoders(argv: string[]): Promise<Json> {
   const val = (n: string, d: string) => (argv.includes(n) ? argv[argv.indexOf(n) + 1] : d);
-  const repeats = val('--repeats', '5');
+  const repeats = val('--repeats', '3');
   const only = val('--only', '');
   const py = argv.includes('--no-torch') ? null : python();
   const torch = (args: string[]): Json => runJson(py!, [join(here, 'torch_encoders.py'), ...args]);
@@ -101,6 +103,8 @@ export default async function encoders(argv: string[]): Promise<Json> {
       };
     };
     figures[c.label] = { gflop: round(c.flops / 1e9, 1), lemer: side(ours), torch: side(theirs) };
+    // Each figure as it lands: a run cut short still leaves its figures.
+    process.stderr.write(`encoders bench: ${JSON.stringify({ [c.label]: figures[c.label] })}\n`);
   }
 
   // Same random weights: lemer writes its weights, inputs and last hidden state; PyTorch loads them.

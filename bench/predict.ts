@@ -28,12 +28,14 @@ const LABELS = ['ang', 'hap', 'sad', 'neu'];
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 }
 
 function words(n: number, r: () => number): string {
   return Array.from({ length: n }, () =>
-    Array.from({ length: 3 + Math.floor(r() * 5) }, () => String.fromCharCode(97 + Math.floor(r() * 26))).join(''),
+    Array.from({ length: 3 + Math.floor(r() * 5) }, () =>
+      String.fromCharCode(97 + Math.floor(r() * 26)),
+    ).join(''),
   ).join(' ');
 }
 
@@ -123,7 +125,12 @@ export default async function predict(argv: string[]): Promise<Json> {
     const inputs: PredictInput[] = Array.from({ length: N }, (_, i) => {
       const x = new Float32Array(80000);
       for (let k = 0; k < x.length; k++) x[k] = 0.1 * (r() - 0.5) * (1 + Math.sin(k / 800 + i));
-      return { audio: { samples: x, sampleRate: 16000 }, text: words(25, r), context: [words(60, r), words(60, r)], name: `clip${i}` };
+      return {
+        audio: { samples: x, sampleRate: 16000 },
+        text: words(25, r),
+        context: [words(60, r), words(60, r)],
+        name: `clip${i}`,
+      };
     });
     const rate = async (int8: boolean) => {
       const m = await Lemer.load(dir, { int8, threads });
@@ -154,7 +161,17 @@ export default async function predict(argv: string[]): Promise<Json> {
       process.stderr.write('predict bench: PyTorch\n');
       const tr = spawnSync(
         py,
-        [join(benchDir, 'predict_torch.py'), '--batch', String(B), '--tokens', '150', '--samples', '80000', '--repeats', String(Math.max(2, Math.ceil(N / B)))],
+        [
+          join(benchDir, 'predict_torch.py'),
+          '--batch',
+          String(B),
+          '--tokens',
+          '150',
+          '--samples',
+          '80000',
+          '--repeats',
+          String(Math.max(2, Math.ceil(N / B))),
+        ],
         { env: { ...benchEnv, OMP_NUM_THREADS: String(threads) }, encoding: 'utf8' },
       );
       if (tr.status === 0) {
@@ -166,7 +183,9 @@ export default async function predict(argv: string[]): Promise<Json> {
       } else out.torch = { error: tr.stderr.slice(-500) };
     } else out.torch = null;
     // --segment on a long recording: the demo utterance every ~3 s, 44.1 kHz WAV, streamed.
-    const u = (await decodeAudioFile(join(benchDir, '..', 'test', 'predict', 'fixtures', 'espeak-utterance.wav'))).channels[0];
+    const u = (
+      await decodeAudioFile(join(benchDir, '..', 'test', 'predict', 'fixtures', 'espeak-utterance.wav'))
+    ).channels[0];
     const lr = 22050;
     const long = new Float32Array(longSeconds * lr);
     for (let t = lr; t + u.length < long.length; t += Math.round(3.1 * lr)) long.set(u, t);

@@ -258,12 +258,12 @@ def main():
     ap.add_argument("--phase", choices=["forward", "train", "train-frozen"])
     ap.add_argument("--diff", metavar="DIR", help="compare with lemer's dump in DIR")
     ap.add_argument("--matmul", type=int, metavar="N", help="GFLOP/s of one N x N x N matmul instead")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--max-seconds", type=float, default=60.0)
     args = ap.parse_args()
     torch.set_num_threads(ref.THREADS)
     torch.manual_seed(0)
-    ref.WARMUP = 2  # as the lemer side (bench/lib/encoders-worker.ts)
+    ref.WARMUP = 1  # as the lemer side (bench/lib/encoders-worker.ts)
     out = {"torch_version": torch.__version__, "threads": torch.get_num_threads(),
            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
            "malloc_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_")}}
@@ -312,6 +312,7 @@ def main():
             h.pow(2).mean().backward()
             opt.step()
 
+    ref.MIN_RUNS = min(ref.MIN_RUNS, args.repeats)
     st = ref.measure(f"{args.model} {args.phase}", step, args.repeats, baseline, args.max_seconds)
     out.update({"phase": args.phase, "baseline_rss_mb": round(baseline, 1), "timing": st})
     print(json.dumps(out))

@@ -5,7 +5,7 @@
 // Prints one JSON object. `dump` writes the random weights, the inputs and lemer's last
 // hidden state as safetensors for bench/torch_encoders.py --diff. The inputs mirror
 // bench/torch_encoders.py (same shapes, padding and loss).
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Graph, HostTensor, Tensor } from '../../src/graph/index.js';
 import { ParameterStore } from '../../src/graph/params.js';
@@ -17,7 +17,30 @@ import { measure, rssMb } from './measure.js';
 import { BERT_SHAPE, W2V2_SHAPE, bertBatch, w2v2Batch } from './encoder-inputs.js';
 
 const THREADS = 2;
-const runtime = { threads: THREADS };
+// LEMER_BENCH_PROFILE=<prefix>: ORT profiling of the measured runs, summarised by op type.
+const profilePrefix = process.env.LEMER_BENCH_PROFILE;
+const runtime = { threads: THREADS, ...(profilePrefix ? { profilePrefix } : {}) };
+
+/** Kernel time per op type (ms per run) from an ORT trace, largest first. */
+function profileSummary(file: string | null, runs: number): Record<string, number> | null {
+  if (!file) return null;
+  const events = JSON.parse(readFileSync(file, 'utf8')) as {
+    cat?: string;
+    name?: string;
+    dur?: number;
+    args?: { op_name?: string };
+  }[];
+  const by = new Map<string, number>();
+  for (const e of events)
+    if (e.cat === 'Node' && e.name?.endsWith('_kernel_time') && e.args?.op_name)
+      by.set(e.args.op_name, (by.get(e.args.op_name) ?? 0) + (e.dur ?? 0));
+  return Object.fromEntries(
+    [...by.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 15)
+      .map(([k, v]) => [k, Math.round(v / 1000 / runs)]),
+  );
+}
 const adam = { kind: 'adam' as const, lr: 1e-4, betas: [0.9, 0.999] as const, eps: 1e-8 };
 
 type Model = 'bert' | 'w2v2';
@@ -67,7 +90,8 @@ async function figure(model: Model, phase: string, repeats: number): Promise<Rec
   const { enc } = got;
   const batch = feedsFor(enc, batchOf(model));
   const params = new ParameterStore();
-  const timing = { warmup: 2, repeats, maxSeconds: 60 };
+  // BERT-base steps take seconds: one warm-up (graph set-up, first-touch pages), then `repeats`.
+  const timing = { warmup: 1, repeats, maxSeconds: 60 };
   const t0 = performance.now();
   if (phase === 'forward') {
     const p = await Predictor.create({
@@ -79,8 +103,18 @@ async function figure(model: Model, phase: string, repeats: number): Promise<Rec
     const setup = performance.now() - t0;
     const baseline = rssMb();
     const t = await measure(() => p.run(batch), timing);
+    const profile = profilePrefix
+      ? profileSummary(p.compiled.endProfiling(), t.runs + timing.warmup)
+      : undefined;
     await p.release();
-    return { available: true, phase, setup_ms: Math.round(setup), baseline_rss_mb: baseline, timing: t };
+    return {
+      available: true,
+      phase,
+      setup_ms: Math.round(setup),
+      baseline_rss_mb: baseline,
+      timing: t,
+      profile,
+    };
   }
   const trainer = await Trainer.create({
     inputs: enc.inputs,
@@ -96,6 +130,9 @@ async function figure(model: Model, phase: string, repeats: number): Promise<Rec
   const setup = performance.now() - t0;
   const baseline = rssMb();
   const t = await measure(() => trainer.step(batch), timing);
+  const profile = profilePrefix
+    ? profileSummary(trainer.compiled.endProfiling(), t.runs + timing.warmup)
+    : undefined;
   const trained = trainer.built.trained.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
   await trainer.release();
   return {
@@ -105,6 +142,7 @@ async function figure(model: Model, phase: string, repeats: number): Promise<Rec
     baseline_rss_mb: baseline,
     trained_parameters: trained,
     timing: t,
+    profile,
   };
 }
 
@@ -153,7 +191,7 @@ let result: Record<string, unknown> | null = null;
 if (what === 'matmul') result = await matmul(Number(a ?? 2048));
 else if ((what === 'bert' || what === 'w2v2') && a === 'dump') result = await dump(what, b);
 else if ((what === 'bert' || what === 'w2v2') && ['forward', 'train', 'train-frozen'].includes(a))
-  result = await figure(what, a, Number(b ?? 5));
+  result = await figure(what, a, Number(b ?? 3));
 if (!result) {
   console.error(
     'usage: encoders-worker.ts <bert|w2v2> <forward|train|train-frozen> [repeats] | <bert|w2v2> dump <dir> | matmul <n>',

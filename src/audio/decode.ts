@@ -211,7 +211,8 @@ function decodeWav(bytes: Uint8Array, name: string): DecodedAudio {
     );
   }
   const channels = readSamples(view, data.off, frames, fmt);
-  const warnings = fmt.tag === FORMAT_IEEE_FLOAT ? checkFloatSamples(channels, view, fmt, data.off, name) : [];
+  const warnings =
+    fmt.tag === FORMAT_IEEE_FLOAT ? checkFloatSamples(channels, view, fmt, data.off, name) : [];
   return { channels, sampleRate: fmt.sampleRate, ...(warnings.length ? { warnings } : {}) };
 }
 

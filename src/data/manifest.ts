@@ -10,7 +10,7 @@ export interface CsvRecord {
   line: number;
 }
 
-type CsvParseError = Error & { code?: string; lines?: number; bytes_records?: number };
+type CsvParseError = Error & { code?: string; bytes?: number };
 
 const CSV_OPTIONS: Options = {
   bom: true,
@@ -54,14 +54,16 @@ export function parseCsv(text: string, source = '<csv>'): CsvRecord[] {
       return { fields: r.record, line: start };
     });
   };
+  // For errors too, the line comes from a byte offset: err.bytes is where the failing record
+  // starts (csv-parse's err.lines and bytes_records drift after CRLFs inside quotes).
   const fail = (err: CsvParseError): never => {
-    if (err.code === 'CSV_QUOTE_NOT_CLOSED')
-      throw new Error(`${source}:${lineAtByte(text, err.bytes_records ?? 0)}: quoted field never closed`);
+    const line = lineAtByte(text, err.bytes ?? 0);
+    if (err.code === 'CSV_QUOTE_NOT_CLOSED') throw new Error(`${source}:${line}: quoted field never closed`);
     if (err.code === 'CSV_INVALID_CLOSING_QUOTE')
       throw new Error(
-        `${source}:${err.lines}: unexpected text after a closing quote (a quote inside a quoted field must be doubled: "")`,
+        `${source}:${line}: unexpected text after a closing quote (a quote inside a quoted field must be doubled: "")`,
       );
-    throw new Error(`${source}:${err.lines ?? '?'}: ${err.message}`);
+    throw new Error(`${source}:${line}: ${err.message}`);
   };
   try {
     return toRecords(parse(text, { ...CSV_OPTIONS, relax_quotes: false }) as unknown as Row[]);

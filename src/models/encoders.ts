@@ -7,6 +7,7 @@
 import type { HostTensor } from '../graph/runtime.js';
 import { bertFamily } from './bert/index.js';
 import { wav2vec2Family } from './wav2vec2/index.js';
+import { conformerFamily } from './conformer/index.js';
 import type { Encoder, Modality } from './encoder.js';
 import { HfLoadError, checkModelType, readHfConfig } from './hf/config.js';
 import { loadHfWeights } from './hf/weights.js';
@@ -92,8 +93,12 @@ export function createEncoder(
     throw new HfLoadError(
       `${opts.configSource ?? 'encoder config'}: model_type "${String(config.model_type)}" given for a ${modelType} encoder`,
     );
-  return family.create({ ...config, model_type: modelType }, opts);
+  return family.create(
+    { ...config, model_type: modelType },
+    { ...opts, configSource: opts.configSource ?? `the in-place ${modelType} config` },
+  );
 }
 
 registerEncoderFamily(bertFamily);
 registerEncoderFamily(wav2vec2Family);
+registerEncoderFamily(conformerFamily);

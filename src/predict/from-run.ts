@@ -93,7 +93,9 @@ function tokenizerJsonOf(c: LemerConfig, trainTexts: string[]): Record<string, u
   if (path === null) return buildWordPieceVocab(trainTexts, { vocabSize: c.train.inPlace.text.vocabSize });
   const file = join(path, 'tokenizer.json');
   if (!existsSync(file))
-    throw new Error(`${file}: missing: export copies the text encoder's tokenizer.json (a folder with only vocab.txt is not supported yet)`);
+    throw new Error(
+      `${file}: missing: export copies the text encoder's tokenizer.json (a folder with only vocab.txt is not supported yet)`,
+    );
   return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
 }
 

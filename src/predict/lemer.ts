@@ -489,23 +489,28 @@ export class Lemer {
    */
   async predictBatch(inputs: PredictInput[], opts: BatchOptions = {}): Promise<Prediction[]> {
     const B = Math.max(1, opts.batchSize ?? 8);
-    const prepared: Prepared[] = [];
-    for (let i = 0; i < inputs.length; i++) prepared.push(await this.prepare(inputs[i], i));
-    // Group by which graph and inputs they need, then sort by length.
+    // Decoded audio is held for one window of inputs at a time, not for the whole list.
+    const window = 32 * B;
     const key = (p: Prepared) => `${p.useText ? 't' : ''}${p.useSpeech ? 's' : ''}`;
     const len = (p: Prepared) => (p.speech ? p.speech.frames : (p.text?.ids.length ?? 0));
     const results = new Array<Prediction>(inputs.length);
     let done = 0;
-    const groups = new Map<string, Prepared[]>();
-    for (const p of prepared) groups.set(key(p), [...(groups.get(key(p)) ?? []), p]);
-    for (const g of groups.values()) {
-      g.sort((a, b) => len(a) - len(b) || a.index - b.index);
-      for (let i = 0; i < g.length; i += B) {
-        const batch = g.slice(i, i + B);
-        const preds = await this.runBatch(batch);
-        batch.forEach((p, j) => (results[p.index] = preds[j]));
-        done += batch.length;
-        opts.onProgress?.(done, inputs.length);
+    for (let w = 0; w < inputs.length; w += window) {
+      const prepared: Prepared[] = [];
+      for (let i = w; i < Math.min(inputs.length, w + window); i++)
+        prepared.push(await this.prepare(inputs[i], i));
+      // Group by which graph and inputs they need, then sort by length.
+      const groups = new Map<string, Prepared[]>();
+      for (const p of prepared) groups.set(key(p), [...(groups.get(key(p)) ?? []), p]);
+      for (const g of groups.values()) {
+        g.sort((a, b) => len(a) - len(b) || a.index - b.index);
+        for (let i = 0; i < g.length; i += B) {
+          const batch = g.slice(i, i + B);
+          const preds = await this.runBatch(batch);
+          batch.forEach((p, j) => (results[p.index] = preds[j]));
+          done += batch.length;
+          opts.onProgress?.(done, inputs.length);
+        }
       }
     }
     return results;

@@ -106,7 +106,7 @@ export async function corpusFeatures(
   corpus: Corpus,
   opts: {
     sampleRate: number;
-    logMel: LogMelOptions & { normalize?: 'utterance' | 'none' };
+    logMel: FrontEnd;
     maxSeconds: number;
   },
   onProgress?: (done: number, total: number) => void,

@@ -11,6 +11,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { decodeUtf8 } from '../data/utf8.js';
 import { bertTokenizerJson, CLS, PAD, SEP, UNK } from './bert-json.js';
 
 export interface EncodeOptions {
@@ -82,12 +83,14 @@ export async function loadTokenizer(pathOrDir: string): Promise<TextTokenizer> {
   }
   const dir = dirname(file);
   const config = await readTokenizerConfig(join(dir, 'tokenizer_config.json'));
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(file, 'utf8');
+    bytes = await readFile(file);
   } catch (err) {
     throw new Error(`loadTokenizer: cannot read ${file}: ${(err as Error).message}`);
   }
+  // A vocabulary with invalid UTF-8 would hold U+FFFD tokens that match nothing: refuse it.
+  const text = decodeUtf8(bytes, file).text;
   let json: Json;
   if (basename(file).endsWith('.txt')) {
     json = tokenizerJsonFromVocabTxt(text, config, file);
@@ -135,7 +138,7 @@ async function isFile(p: string): Promise<boolean> {
 
 async function readTokenizerConfig(path: string): Promise<Json> {
   if (!(await isFile(path))) return {};
-  const text = await readFile(path, 'utf8');
+  const text = decodeUtf8(await readFile(path), path).text;
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

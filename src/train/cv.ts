@@ -28,6 +28,7 @@ import { encodeText, type Example } from './data.js';
 import { fit, predict, type EpochRecord, type FitState } from './fit.js';
 import type { ModelKind } from './head.js';
 import { buildModel, configFrontEnd, optimizerFor } from './model.js';
+import { saveTokenizerJson } from '../text/vocab.js';
 import { initLabelEmbeddings, type LabelInitInfo } from './labels.js';
 
 export type RunModel = ModelKind | 'score-fusion';
@@ -254,6 +255,7 @@ async function fitOne(
     classWeights: cfg.train.classBalanced ? classWeights(corpus, trainIdx, labels) : null,
   });
   o.log?.(`fold ${fold.name}: ${built.description}`);
+  if (built.tokenizerJson) saveTokenizerJson(built.tokenizerJson, join(dir, 'tokenizer.json'));
   const label = (i: number) => labels.indexOf(corpus.utterances[i].label);
   const examples = (idx: number[]): Example[] =>
     idx.map((i) => ({

@@ -21,6 +21,8 @@ export interface BuiltModel {
   kind: ModelKind;
   model: TrainableModel;
   tokenizer: TextTokenizer | null;
+  /** The in-place WordPiece vocabulary (tokenizer.json), saved beside the fold's checkpoints. */
+  tokenizerJson: Record<string, unknown> | null;
   textEncoder?: Encoder;
   speechEncoder?: Encoder;
   /** Weights from encoder folders, under the model's parameter names. */
@@ -97,6 +99,7 @@ export async function buildModel(
   const needText = kind !== 'speech';
   const needSpeech = kind !== 'text';
   let tokenizer: TextTokenizer | null = null;
+  let tokenizerJson: Record<string, unknown> | null = null;
   let textEncoder: Encoder | undefined;
   let speechEncoder: Encoder | undefined;
   const initialParams = new Map<string, HostTensor>();
@@ -117,11 +120,8 @@ export async function buildModel(
     } else {
       // From scratch: a WordPiece vocabulary from the training fold's texts only.
       const t = cfg.train.inPlace.text;
-      tokenizer = tokenizerFromJson(
-        buildWordPieceVocab(opts.trainTexts, { vocabSize: t.vocabSize }),
-        {},
-        'in-place vocabulary (training fold)',
-      );
+      tokenizerJson = buildWordPieceVocab(opts.trainTexts, { vocabSize: t.vocabSize });
+      tokenizer = tokenizerFromJson(tokenizerJson, {}, 'in-place vocabulary (training fold)');
       textEncoder = createEncoder(
         'bert',
         {
@@ -207,6 +207,7 @@ export async function buildModel(
     kind,
     model,
     tokenizer,
+    tokenizerJson,
     textEncoder,
     speechEncoder,
     initialParams,

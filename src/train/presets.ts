@@ -15,9 +15,9 @@ export const DEMO_PRESET = {
     decay: 'linear',
   },
   train: {
-    epochs: 25,
-    patience: 8,
+    epochs: 40,
+    patience: 10,
     warmupFraction: 0.1,
-    validFraction: 0.1,
+    validFraction: 0.15,
   },
 } satisfies LemerConfigInput;

@@ -450,7 +450,12 @@ test('128 bins at 16 kHz, 25 ms: refused by default; allowEmptyFilters matches t
   // Written by tools/fbank_reference.py with torchaudio 0.13.1.
   const ref = JSON.parse(
     readFileSync(new URL('./fixtures/torchaudio-fbank128.json', import.meta.url), 'utf8'),
-  ) as { signal: { n: number; amp: number; seed: number }; emptyBins: number[]; frames: number; data: number[] };
+  ) as {
+    signal: { n: number; amp: number; seed: number };
+    emptyBins: number[];
+    frames: number;
+    data: number[];
+  };
   const x = lcgNoise(ref.signal.n, ref.signal.amp, ref.signal.seed);
   assert.throws(() => logMel(x, { numBins: 128 }), /mel bin 3 of 128 covers no FFT bin .* allowEmptyFilters/);
   const f = logMel(x, { numBins: 128, allowEmptyFilters: true });

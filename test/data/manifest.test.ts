@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCsv, readManifest } from '../../src/data/index.js';
@@ -36,6 +36,20 @@ test('parseCsv: malformed quoting is an error naming the file and line', () => {
   assert.throws(
     () => parseCsv('a,b\n\n1,"x"y\n', 'm.csv'),
     /m\.csv:3: unexpected text after a closing quote/,
+  );
+});
+
+test('parseCsv is csv-parse (a declared dependency); record lines stay right past CRLFs inside quotes', () => {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+  assert.ok(pkg.dependencies['csv-parse'], 'csv-parse in dependencies');
+  const text = 'a,b\r\n"x\r\ny\r\nz",1\r\n\r\n"é\r\n",2\r\nlast,3';
+  assert.deepEqual(
+    parseCsv(text).map((r) => r.line),
+    [1, 2, 6, 8],
+  );
+  assert.throws(
+    () => parseCsv(`${text}\r\n"x"y,4\r\n`, 'm.csv'),
+    /m\.csv:9: unexpected text after a closing quote/,
   );
 });
 

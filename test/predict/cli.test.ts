@@ -13,7 +13,10 @@ test.after(() => rmSync(work, { recursive: true, force: true }));
 async function lemer(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const io = { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } };
+  const io = {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+  };
   const code = await runCli(['--log-level', 'warn', ...argv], io);
   return { code, stdout, stderr };
 }
@@ -27,7 +30,10 @@ test('lemer predict: one file with --text, a line on stdout, JSON Lines and a PN
   const r = await lemer('predict', a, '--model', dir, '--text', 'the low hum', '--json', json, '--plot', png);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /a\.wav: (low|high) \d+\.\d% \((low|high) \d+\.\d%\) \[speech\+text\]/);
-  const rows = readFileSync(json, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const rows = readFileSync(json, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(rows.length, 1);
   assert.equal(rows[0].name, a);
   assert.deepEqual(rows[0].transcript, { text: 'the low hum', source: 'given' });
@@ -47,7 +53,10 @@ test('lemer predict: many files batched, no transcript (speech alone, said so)',
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim().split('\n').length, 3);
   assert.match(r.stdout, /\[speech alone\]/);
-  const rows = readFileSync(json, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const rows = readFileSync(json, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.deepEqual(
     rows.map((x) => x.name),
     files,
@@ -57,7 +66,8 @@ test('lemer predict: many files batched, no transcript (speech alone, said so)',
 
 test('lemer predict --segment: start and end per segment, JSON Lines and a timeline', async () => {
   const { dir } = await exportedTinyModel();
-  const u = (await decodeAudioFile(join(import.meta.dirname, 'fixtures', 'espeak-utterance.wav'))).channels[0];
+  const u = (await decodeAudioFile(join(import.meta.dirname, 'fixtures', 'espeak-utterance.wav')))
+    .channels[0];
   const rate = 22050;
   const x = new Float32Array(rate * 5);
   x.set(u, rate);
@@ -68,9 +78,15 @@ test('lemer predict --segment: start and end per segment, JSON Lines and a timel
   const svg = join(work, 'seg.svg');
   const r = await lemer('predict', long, '--model', dir, '--segment', '--json', json, '--plot', svg);
   assert.equal(r.code, 0, r.stderr);
-  const rows = readFileSync(json, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const rows = readFileSync(json, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(rows.length, 2);
-  assert.ok(rows[0].start > 0.8 && rows[0].start < 1.3 && rows[1].start > 3, JSON.stringify(rows.map((x) => [x.start, x.end])));
+  assert.ok(
+    rows[0].start > 0.8 && rows[0].start < 1.3 && rows[1].start > 3,
+    JSON.stringify(rows.map((x) => [x.start, x.end])),
+  );
   assert.match(r.stdout, /long\.wav#0 \d\.\d\d-\d\.\d\d s: /);
   assert.ok(readFileSync(svg, 'utf8').includes('2 speech segments'));
 });

@@ -14,6 +14,8 @@ import { loadConformerFolder } from '../../src/models/conformer/index.js';
 import { pretrainConformerOnFeatures, pretrainOnCorpus, sslTargets } from '../../src/pretrain/index.js';
 import { loadCorpus } from '../../src/data/corpus.js';
 import { encodeWav } from '../audio/helpers.js';
+import { runCli } from '../../src/cli/program.js';
+import { loadEncoder } from '../../src/models/encoders.js';
 
 const TINY = {
   model_type: 'lemer-conformer',
@@ -161,7 +163,7 @@ test('bad input: a wav2vec2 folder says why it cannot be pretrained yet; no conf
   );
 });
 
-test("a manifest corpus' audio goes through the log-mel front end into two steps", async () => {
+test("a manifest corpus' audio goes through the front end into two steps; `lemer pretrain` does the same", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'lemer-pretrain-corpus-'));
   mkdirSync(join(dir, 'wav'));
   const rows = ['id,audio,label,speaker,session'];
@@ -190,4 +192,49 @@ test("a manifest corpus' audio goes through the log-mel front end into two steps
   assert.equal(r.utterances, 3);
   assert.ok(r.log.every((s) => Number.isFinite(s.loss)));
   loadConformerFolder(join(dir, 'out'));
+
+  // The same through the command line; the folder reads back through the Hugging Face loader.
+  let stdout = '';
+  let stderr = '';
+  const io = {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+  };
+  const args = [
+    'pretrain',
+    '--corpus',
+    `manifest:${join(dir, 'm.csv')}`,
+    '--encoder',
+    encoderFolder(),
+    '--out',
+    join(dir, 'cli'),
+  ];
+  const code = await runCli(
+    [...args, '--steps', '2', '--batch-size', '2', '--threads', '1', '--json', join(dir, 'r.json')],
+    io,
+  );
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, /pretrained lemer-conformer for 2 steps on 3 utterances/);
+  assert.match(stdout, /model\.safetensors \(\d+ tensors\)/);
+  const enc = loadEncoder(join(dir, 'cli'));
+  assert.equal(enc.modelType, 'lemer-conformer');
+  assert.equal(enc.unused.length, 8, 'the objective tensors are listed as unused');
+  const json = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8')) as { steps: number };
+  assert.equal(json.steps, 2);
+  const bad = await runCli(
+    [
+      'pretrain',
+      '--corpus',
+      `manifest:${join(dir, 'm.csv')}`,
+      '--encoder',
+      encoderFolder(),
+      '--out',
+      join(dir, 'x'),
+      '--sessions',
+      'S9',
+    ],
+    io,
+  );
+  assert.equal(bad, 1);
+  assert.match(stderr, /--sessions: S9 not in the corpus/);
 });

@@ -186,3 +186,19 @@ test('bad input: errors name the file and the problem', async () => {
   writeFileSync(join(badConfigDir, 'tokenizer_config.json'), 'nope');
   await assert.rejects(loadTokenizer(badConfigDir), /tokenizer_config\.json: not valid JSON/);
 });
+
+test('a vocab.txt with invalid UTF-8 is an error naming the file and line, not U+FFFD tokens', async () => {
+  const dir = tmp();
+  const file = join(dir, 'vocab.txt');
+  writeFileSync(
+    file,
+    Buffer.concat([
+      Buffer.from(VOCAB.slice(0, 5).join('\n') + '\ncaf'),
+      Buffer.from([0xe9]),
+      Buffer.from('\n'),
+    ]),
+  );
+  await assert.rejects(loadTokenizer(dir), (e: Error) =>
+    e.message.startsWith(`${file}:6: invalid UTF-8 (byte 0xe9 at column 4)`),
+  );
+});

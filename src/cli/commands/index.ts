@@ -16,6 +16,9 @@ import { registerLabels } from './labels.js';
 import { registerExport } from './export.js';
 import { registerPredict } from './predict.js';
 import { registerEncoder } from './encoder.js';
+import { registerGrid } from './grid.js';
+import { registerAblate } from './ablate.js';
+import { registerPretrain } from './pretrain.js';
 
 export interface CliCommand {
   /** The top-level command name, as typed after `lemer`. */
@@ -36,4 +39,7 @@ export const COMMANDS: CliCommand[] = [
   { name: 'export', register: registerExport },
   { name: 'predict', register: registerPredict },
   { name: 'encoder', register: registerEncoder },
+  { name: 'grid', register: registerGrid },
+  { name: 'ablate', register: registerAblate },
+  { name: 'pretrain', register: registerPretrain },
 ];

@@ -14,7 +14,13 @@ import type { InputDecl } from '../../graph/train.js';
 import { fmtShape } from '../../graph/shape.js';
 import { readSafetensors } from '../../graph/safetensors.js';
 import type { Encoder } from '../encoder.js';
-import { type ConformerArch, MIN_CONFORMER_FRAMES, conformerArch, parseConformerConfig } from './config.js';
+import {
+  CONFORMER_MODEL_TYPE,
+  type ConformerArch,
+  MIN_CONFORMER_FRAMES,
+  conformerArch,
+  parseConformerConfig,
+} from './config.js';
 import { type ConformerBuildOptions, type ConformerOutput, buildConformer } from './modeling.js';
 import { mapConformerName } from './names.js';
 
@@ -175,3 +181,21 @@ export function loadConformerFolder(dir: string): ConformerEncoder {
   const { weights } = conformerWeightsFromCheckpoint(arch, readSafetensors(wPath).tensors, wPath);
   return conformerEncoder(raw, { weights, source: dir, configSource: cfgPath });
 }
+
+/** The log-mel conformer as an encoder family of the registry (src/models/encoders.ts). */
+export const conformerFamily = {
+  modelTypes: [CONFORMER_MODEL_TYPE] as const,
+  modality: 'speech' as const,
+  create: (config: Record<string, unknown>, opts: ConformerEncoderOptions) => conformerEncoder(config, opts),
+  fromCheckpoint: (
+    config: Record<string, unknown>,
+    tensors: Map<string, HostTensor>,
+    source: string,
+    opts: { configSource?: string; source?: string },
+  ): ConformerEncoder & { unused: string[] } => {
+    const cfgSource = opts.configSource ?? 'config.json';
+    const arch = conformerArch(parseConformerConfig(config, cfgSource));
+    const { weights, unused } = conformerWeightsFromCheckpoint(arch, tensors, source);
+    return { ...conformerEncoder(config, { weights, source: opts.source, configSource: cfgSource }), unused };
+  },
+};

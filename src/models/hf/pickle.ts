@@ -67,7 +67,6 @@ class TensorRef {
   ) {}
 }
 class PyDict extends Map<unknown, unknown> {}
-const MARK = Symbol('mark');
 
 function allowedGlobal(name: string): boolean {
   return (

@@ -162,8 +162,14 @@ function readCentralDirectory(fd: number, path: string): Map<string, ZipEntry> {
       const len = cv.getUint16(e + 2, true);
       if (id === 1) {
         let q = e + 4;
-        if (usize === 0xffffffff) ((usize = Number(cv.getBigUint64(q, true))), (q += 8));
-        if (compressedSize === 0xffffffff) ((compressedSize = Number(cv.getBigUint64(q, true))), (q += 8));
+        if (usize === 0xffffffff) {
+          usize = Number(cv.getBigUint64(q, true));
+          q += 8;
+        }
+        if (compressedSize === 0xffffffff) {
+          compressedSize = Number(cv.getBigUint64(q, true));
+          q += 8;
+        }
         if (localHeaderOffset === 0xffffffff) localHeaderOffset = Number(cv.getBigUint64(q, true));
       }
       e += 4 + len;

@@ -78,6 +78,13 @@ function scoredTokens<T>(
       throw new Error(
         `${what}: class '${c}' has no ${unit} in its training utterances (after stop-word removal)`,
       );
+    if (s[0].score === 0)
+      warn(
+        `${what}: class '${c}': every one of its ${unit} occurs in every training utterance (idf 0), so its top K are picked by spelling alone` +
+          (unit === 'codes'
+            ? '; more distinct codes (more k-means clusters) would separate the classes'
+            : ''),
+      );
     if (s.length < K)
       warn(
         `${what}: class '${c}' has only ${s.length} distinct ${unit} in its training utterances, fewer than K = ${K}: all ${s.length} are used`,

@@ -115,6 +115,27 @@ test('lemer labels: per fold, keywords and codes from the training part only', a
   assert.match(one.stdout, /1 fold\(s\)/);
   assert.match(one.stdout, /speech codes: off/);
   assert.match(one.stderr, /fewer than K = 50/);
+  // Codes from an encoder folder's hidden states (the tiny conformer fixture).
+  const conf = await lemer(
+    'labels',
+    '--corpus',
+    `manifest:${manifest}`,
+    '--labels',
+    'ang,hap,neu',
+    '--fold',
+    's1',
+    '--k',
+    '2',
+    '--speech-k',
+    '2',
+    '--kmeans-k',
+    '5',
+    '--speech-encoder',
+    join(import.meta.dirname, '../../fixtures/models/conformer-tiny'),
+  );
+  assert.equal(conf.code, 0, conf.stderr);
+  assert.match(conf.stdout, /k-means \(k = 5\) over training frames of lemer-conformer/);
+  assert.equal(conf.stdout.match(/^ +codes: /gm)?.length, 3);
   // A class that only the test session has: an error naming the fold, before any audio is read.
   const lopsided = join(work, 'lopsided.jsonl');
   const extra = {
