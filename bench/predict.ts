@@ -153,6 +153,7 @@ export default async function predict(argv: string[]): Promise<Json> {
       Math.max(...f.preds.flatMap((p, i) => LABELS.map((l) => Math.abs(p.probs[l] - q.preds[i].probs[l])))),
       4,
     );
+    process.stderr.write(`predict bench: ${JSON.stringify(out)}\n`);
     out.physical_limit_utterances_per_second = 3.5;
     out.physical_limit_share = round(f.ups / 3.5, 3);
     // PyTorch: the forward of the same two encoders on the same batch shapes.
@@ -182,6 +183,7 @@ export default async function predict(argv: string[]): Promise<Json> {
         out.predict_ratio_int8 = round(q.ups / t.utterances_per_second, 3);
       } else out.torch = { error: tr.stderr.slice(-500) };
     } else out.torch = null;
+    process.stderr.write(`predict bench: torch ${JSON.stringify(out.torch)}\n`);
     // --segment on a long recording: the demo utterance every ~3 s, 44.1 kHz WAV, streamed.
     const u = (
       await decodeAudioFile(join(benchDir, '..', 'test', 'predict', 'fixtures', 'espeak-utterance.wav'))

@@ -203,6 +203,8 @@ export const trainSchema = z
     checkpointEvery: posInt.default(1),
     /** Fine-tune only the top N layers of each (unfrozen) encoder; null = all layers. */
     trainableLayers: nonNegInt.nullable().default(null),
+    /** The head reads a learned softmax-weighted sum of every encoder layer (SUPERB) instead of the last one. */
+    layerWeights: z.boolean().default(false),
     /** Class-balanced loss weights (inverse class frequency in the training part). Off, as in the paper. */
     classBalanced: z.boolean().default(false),
     /** Utterances per forward pass when predicting (validation, test). */

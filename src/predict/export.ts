@@ -12,7 +12,13 @@ import type { HostTensor } from '../graph/runtime.js';
 import { safetensorsBytes } from '../graph/safetensors.js';
 import { lemerVersion } from '../graph/checkpoint.js';
 import { Predictor, type BuildContext, type InputDecl } from '../graph/train.js';
-import { inlineParams, pruneGraph, quantizeMatMulsInt8, type QuantizeSummary } from './graph-passes.js';
+import {
+  inlineParams,
+  markInt8,
+  pruneGraph,
+  quantizeMatMulsInt8,
+  type QuantizeSummary,
+} from './graph-passes.js';
 import {
   MANIFEST_FILE,
   MODEL_FORMAT,
@@ -190,7 +196,10 @@ export function writeModelFolder(spec: ExportSpec, out: string, opts: ExportOpti
   if (opts.quantize === 'int8') {
     const qg = buildInferGraph(spec);
     int8 = quantizeMatMulsInt8(qg, { minValues: opts.int8MinValues });
-    const bytes = toOnnx(qg, { docString: `${doc}: int8 weight-quantised MatMuls` });
+    const bytes = markInt8(
+      toOnnx(qg, { docString: `${doc}: int8 weight-quantised MatMuls` }),
+      int8.int8Initializers,
+    );
     files.set('model.int8.onnx', bytes);
     manifest.files.int8Graph = 'model.int8.onnx';
     manifest.quantized = { int8: { matmuls: int8.matmuls, bytes: bytes.length } };

@@ -72,6 +72,11 @@ function constTensor(g: Graph, name: string, c: HostTensor): Tensor {
 
 export interface QuantizeSummary {
   matmuls: number;
+  /**
+   * Initializers that hold int8 values (two's complement bytes): the engine's dtypes stop
+   * at uint8, so the ONNX bytes get their element type set afterwards (markInt8).
+   */
+  int8Initializers: string[];
   /** Float weight values replaced by 8-bit ones. */
   values: number;
   skipped: number;
@@ -79,8 +84,9 @@ export interface QuantizeSummary {
 
 /**
  * Quantises `x @ W^T` MatMuls whose weight is a 2-D initializer (linear layers): W^T is
- * stored as uint8 with zero point 128 and one scale per output column (symmetric, max-abs
- * / 127); activations are quantised per tensor at run time. Attention products (no
+ * stored as int8 (zero point 0, one scale per output column: symmetric, max-abs / 127, as
+ * ONNX Runtime's quantize_dynamic does: u8 activations x s8 weights, the fast kernels);
+ * activations are quantised per tensor at run time. Serialise with toOnnx, then markInt8. Attention products (no
  * constant operand), convolutions and embeddings stay float.
  */
 export function quantizeMatMulsInt8(g: Graph, opts: { minValues?: number } = {}): QuantizeSummary {
@@ -89,6 +95,7 @@ export function quantizeMatMulsInt8(g: Graph, opts: { minValues?: number } = {})
   let matmuls = 0;
   let values = 0;
   let skipped = 0;
+  const int8: string[] = [];
   for (const n of g.nodes) {
     if (n.op !== 'MatMul' || n.domain !== '') {
       out.push(n);
@@ -121,15 +128,18 @@ export function quantizeMatMulsInt8(g: Graph, opts: { minValues?: number } = {})
       for (let k = 0; k < K; k++) m = Math.max(m, Math.abs(at(k, j)));
       const s = m > 0 ? m / 127 : 1;
       scale[j] = s;
-      for (let k = 0; k < K; k++) q[k * N + j] = Math.max(1, Math.min(255, Math.round(at(k, j) / s) + 128));
+      // Symmetric int8 in [-127, 127], stored as its two's complement byte.
+      for (let k = 0; k < K; k++)
+        q[k * N + j] = Math.max(-127, Math.min(127, Math.round(at(k, j) / s))) & 0xff;
     }
     const base = `${n.name}/int8`;
     const qw = constTensor(g, `${base}/weight_q`, { dtype: 'uint8', shape: [K, N], data: q });
     const zp = constTensor(g, `${base}/weight_zero_point`, {
       dtype: 'uint8',
       shape: [],
-      data: Uint8Array.of(128),
+      data: Uint8Array.of(0),
     });
+    int8.push(qw.name, zp.name);
     const ws = constTensor(g, `${base}/weight_scale`, { dtype: 'float32', shape: [N], data: scale });
     const dq = makeNode(
       g,
@@ -169,5 +179,40 @@ export function quantizeMatMulsInt8(g: Graph, opts: { minValues?: number } = {})
   }
   g.nodes.splice(0, g.nodes.length, ...out);
   pruneGraph(g);
-  return { matmuls, values, skipped };
+  return { matmuls, values, skipped, int8Initializers: int8 };
+}
+
+/**
+ * Sets the element type of the named initializers from UINT8 (2) to INT8 (3) in serialised
+ * ONNX bytes, in place. src/graph/onnx.ts writes a TensorProto as dims, data_type, name,
+ * raw_data: the data_type varint sits right before the name field. One pass over the bytes;
+ * every name must be found exactly once.
+ */
+export function markInt8(bytes: Uint8Array, names: readonly string[]): Uint8Array {
+  const want = new Set(names);
+  const found = new Map<string, number>();
+  const dec = new TextDecoder();
+  for (let i = 0; i + 4 < bytes.length; i++) {
+    if (bytes[i] !== 0x10 || bytes[i + 1] !== 0x02 || bytes[i + 2] !== 0x42) continue;
+    // The name's length varint, then the name.
+    let len = 0;
+    let shift = 0;
+    let p = i + 3;
+    while (p < bytes.length && bytes[p] & 0x80 && shift < 28) {
+      len |= (bytes[p] & 0x7f) << shift;
+      shift += 7;
+      p++;
+    }
+    if (p >= bytes.length) break;
+    len |= bytes[p] << shift;
+    p++;
+    if (len <= 0 || len > 4096 || p + len > bytes.length) continue;
+    const name = dec.decode(bytes.subarray(p, p + len));
+    if (!want.has(name)) continue;
+    if (found.has(name)) throw new Error(`markInt8: initializer '${name}' found twice`);
+    found.set(name, i + 1);
+  }
+  for (const n of names) if (!found.has(n)) throw new Error(`markInt8: initializer '${n}' not found`);
+  for (const at of found.values()) bytes[at] = 0x03;
+  return bytes;
 }

@@ -35,6 +35,11 @@ export function conformerPretrainingInputs(
  * layer_norm), whose unit scale makes the weight_proj logits large against the Gumbel
  * noise; the conformer's subsampled features start tiny (std ~0.05) and would leave the
  * codes pure noise for thousands of steps.
+ *
+ * The targets carry no gradient into the subsampling (measured on the demo corpus: with
+ * it, the subsampling learned to make every frame's code the same within 10 updates, so
+ * that all negatives equal the positive and HF's loss, which drops such negatives, is 0).
+ * The quantiser itself still trains; the subsampling trains through the context path.
  */
 function normalised(x: Tensor): Tensor {
   const g = x.graph;
@@ -72,7 +77,7 @@ export function conformerPretrainingBuild(
     const l = wav2vec2PretrainingLoss(
       {
         hidden: out.hidden,
-        features: normalised(out.subsampled),
+        features: normalised(ops.stopGradient(out.subsampled)),
         maskTimeIndices: mask,
         negatives: inputs.sampled_negative_indices.withShape([
           out.hidden.shape[0],

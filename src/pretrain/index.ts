@@ -2,3 +2,5 @@
 export * from './batches.js';
 export * from './conformer.js';
 export * from './run.js';
+export * from '../models/wav2vec2/quantizer.js';
+export * from '../models/wav2vec2/pretraining.js';

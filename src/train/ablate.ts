@@ -50,6 +50,8 @@ export interface AblationRowSpec {
   /** The paper's IEMOCAP figures (WA, UA %), for orientation only: another corpus, other encoders. */
   paper: { wa: number; ua: number } | null;
   needs: Need[];
+  /** The cell folder, where a row is another row under a second name (LE-MER is C1); default the id. */
+  cell?: string;
 }
 
 const HISTORY = Symbol('history');
@@ -157,6 +159,7 @@ export const ABLATION_ROWS: readonly AblationRowSpec[] = [
     },
     paper: { wa, ua },
     needs: ['text', 'speech'],
+    ...(id === 'LE-MER' ? { cell: 'C1' } : {}),
   })),
 ];
 
@@ -225,7 +228,8 @@ export function planAblation(
     const key = `${r.model} ${configHash(config)}`;
     let cell = byHash.get(key);
     if (cell === undefined) {
-      cell = r.id;
+      // A stable folder name, whichever rows were chosen: reruns with other --rows reuse it.
+      cell = r.cell ?? r.id;
       byHash.set(key, cell);
       plan.cells.push({ name: cell, model: r.model, config });
     }

@@ -27,7 +27,9 @@ import { curvesSvg } from './curves.js';
 import { encodeText, type Example } from './data.js';
 import { fit, predict, type EpochRecord, type FitState } from './fit.js';
 import type { ModelKind } from './head.js';
-import { buildModel, configFrontEnd, optimizerFor } from './model.js';
+import { buildModel, configFrontEnd, headModel, optimizerFor } from './model.js';
+import { cachedEncoder, encoderFeatures } from './features.js';
+import type { Encoder } from '../models/encoder.js';
 import { saveTokenizerJson } from '../text/vocab.js';
 import { initLabelEmbeddings, type LabelInitInfo } from './labels.js';
 
@@ -278,6 +280,32 @@ async function fitOne(
     runtime: runtimeOptions(cfg),
     warn: o.warn,
   });
+  // Frozen encoders: their hidden states once per utterance (cached), and the head trains on them.
+  const swap: { text?: Encoder; speech?: Encoder } = {};
+  for (const m of ['text', 'speech'] as const) {
+    const enc = m === 'text' ? built.textEncoder : built.speechEncoder;
+    if (!enc || !cfg.encoders[m].freeze) continue;
+    const all = [...train, ...valid, ...test];
+    const feats = await encoderFeatures(m, enc, all, {
+      weights: built.initialParams,
+      seed: cfg.seed,
+      allLayers: cfg.train.layerWeights,
+      cacheDir: cfg.train.cacheDir ?? defaultCacheDir(),
+      runtime: runtimeOptions(cfg),
+      padId: built.tokenizer?.padId ?? 0,
+      progress: o.progress,
+    });
+    all.forEach((e, i) => (e.features = { ...e.features, [m]: feats[i] }));
+    swap[m] = cachedEncoder(enc, feats[0].layers);
+  }
+  if (swap.text || swap.speech)
+    built.model = headModel(
+      cfg,
+      kind,
+      swap.text ?? built.textEncoder,
+      swap.speech ?? built.speechEncoder,
+      cfg.train.classBalanced ? classWeights(corpus, trainIdx, labels) : null,
+    );
   if (labelInfo.keywords)
     o.log?.(
       `fold ${fold.name}: text label keywords: ${labelInfo.keywords.map((k, c) => `${labels[c]}: ${k.join(' ')}`).join('; ')}`,

@@ -15,6 +15,7 @@ import { specAugment, type SpecAugmentOptions } from '../audio/logmel.js';
 import type { Encoded, TextTokenizer } from '../text/tokenizer.js';
 import { Rng } from '../util/random.js';
 import type { SpeechInput } from './audio-cache.js';
+import type { CachedFeatures } from './features.js';
 
 /** One utterance, ready to batch. */
 export interface Example {
@@ -24,6 +25,8 @@ export interface Example {
   label: number;
   text?: Encoded;
   speech?: SpeechInput;
+  /** Cached hidden states of frozen encoders ([frames, layers, dim]), fed as `<m>.hidden_states`. */
+  features?: { text?: CachedFeatures; speech?: CachedFeatures };
 }
 
 export interface TextOptions {
@@ -98,6 +101,8 @@ export function batchLengths(examples: Example[]): { tokens: number; frames: num
   for (const e of examples) {
     if (e.text) tokens = Math.max(tokens, e.text.ids.length);
     if (e.speech) frames = Math.max(frames, e.speech.frames);
+    if (e.features?.text) tokens = Math.max(tokens, e.features.text.frames);
+    if (e.features?.speech) frames = Math.max(frames, e.features.speech.frames);
   }
   return { tokens, frames };
 }
@@ -183,6 +188,8 @@ export function makeBatch(examples: Example[], opts: BatchOptions): Record<strin
 
 /** Sort key of an example: speech frames, else tokens. */
 function lengthOf(e: Example): number {
+  const f = e.features?.speech ?? e.features?.text;
+  if (f) return f.frames;
   return e.speech ? e.speech.frames : (e.text?.ids.length ?? 0);
 }
 

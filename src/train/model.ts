@@ -176,17 +176,7 @@ export async function buildModel(
         );
     }
   }
-  const model = lemerModel({
-    kind,
-    textEncoder,
-    speechEncoder,
-    numClasses: cfg.classes.length,
-    head: headConfigFrom(cfg),
-    // The fused model always has label embeddings; unimodal ones as the config says (Tables 1-2).
-    useLabelEmbeddings: kind === 'lemer' || cfg.train.labelEmbeddings,
-    labelScope: cfg.text.labelScope,
-    classWeights: opts.classWeights,
-  });
+  const model = headModel(cfg, kind, textEncoder, speechEncoder, opts.classWeights);
   const rules: ((n: string) => boolean)[] = [];
   if (textEncoder)
     rules.push(
@@ -215,6 +205,28 @@ export async function buildModel(
     frontEnd: speechEncoder ? frontEndOf(cfg, speechEncoder) : null,
     description: `${kind} model${kind === 'lemer' ? ` (${model.head.fusion})` : ''}: ${parts}, LE-MER head`,
   };
+}
+
+/** The LE-MER model (src/models/lemer) over the given encoders, as the config says. */
+export function headModel(
+  cfg: LemerConfig,
+  kind: ModelKind,
+  textEncoder: Encoder | undefined,
+  speechEncoder: Encoder | undefined,
+  classWeights: number[] | null,
+): ReturnType<typeof lemerModel> {
+  return lemerModel({
+    kind,
+    textEncoder,
+    speechEncoder,
+    numClasses: cfg.classes.length,
+    head: headConfigFrom(cfg),
+    // The fused model always has label embeddings; unimodal ones as the config says (Tables 1-2).
+    useLabelEmbeddings: kind === 'lemer' || cfg.train.labelEmbeddings,
+    labelScope: cfg.text.labelScope,
+    layerWeights: cfg.train.layerWeights,
+    classWeights,
+  });
 }
 
 /** The engine's optimiser from the config: one learning rate per module, warm-up, clipping. */

@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { Graph } from '../../src/graph/graph.js';
 import { toOnnx } from '../../src/graph/onnx.js';
 import { linear } from '../../src/graph/layers/linear.js';
-import { inlineParams, pruneGraph, quantizeMatMulsInt8 } from '../../src/predict/graph-passes.js';
+import { inlineParams, markInt8, pruneGraph, quantizeMatMulsInt8 } from '../../src/predict/graph-passes.js';
 import { Lemer } from '../../src/predict/lemer.js';
 import { exportedTinyModel, LABELS, tone } from './helpers.js';
 
@@ -42,14 +42,15 @@ test('int8 pass: DynamicQuantizeLinear + MatMulInteger replace the linear MatMul
   assert.ok(ops.includes('DynamicQuantizeLinear') && ops.includes('MatMulInteger'));
   assert.ok(!ops.includes('Transpose'), 'the float weight and its transpose are gone');
   assert.ok(![...q.initializers.values()].some((c) => c.dtype === 'float32' && c.data.length === 32 * 64));
-  const run = async (gr: Graph) => {
-    const s = await ort.InferenceSession.create(toOnnx(gr));
+  assert.equal(summary.int8Initializers.length, 2);
+  const run = async (gr: Graph, int8: string[] = []) => {
+    const s = await ort.InferenceSession.create(markInt8(toOnnx(gr), int8));
     const r = await s.run({ x: new ort.Tensor('float32', x, [3, 5, 64]) });
     await s.release();
     return r.y.data as Float32Array;
   };
   const yf = await run(g);
-  const yq = await run(q);
+  const yq = await run(q, summary.int8Initializers);
   // Reference: ONNX's DynamicQuantizeLinear (uint8, range including 0) and per-column symmetric weights.
   let lo = 0;
   let hi = 0;

@@ -38,7 +38,13 @@ export interface EncoderCheckResult {
   unused: string[];
   input: { description: string; shapes: Record<string, number[]> };
   output: { shape: number[]; hiddenStates: number; mean: number; std: number; finite: boolean; ms: number };
-  onnx: { file: string; maxAbsDiff: number; ms: number } | null;
+  onnx: {
+    file: string;
+    maxAbsDiff: number;
+    /** Whether the frozen encoder's mask (Hugging Face's length arithmetic) equals lemer's. */
+    masksAgree: boolean;
+    ms: number;
+  } | null;
 }
 
 const TEXT_HISTORY = 'Where were you last night?';
@@ -251,7 +257,9 @@ export async function checkEncoderFolder(
             Math.abs((a.data as Float32Array)[i * D + d] - (b.data as Float32Array)[i * D + d]),
           );
       }
-      result.onnx = { file, maxAbsDiff: worst, ms: Math.round(ms * 10) / 10 };
+      const om = o.mask.data as BigInt64Array;
+      const masksAgree = om.length === m.length && m.every((v, i) => v === om[i]);
+      result.onnx = { file, maxAbsDiff: worst, masksAgree, ms: Math.round(ms * 10) / 10 };
     } finally {
       await frozen.release();
     }
@@ -282,7 +290,7 @@ export function formatEncoderCheck(r: EncoderCheckResult, tolerance?: number): s
           ? ` (within ${tolerance})`
           : ` (ABOVE ${tolerance})`;
     lines.push(
-      `onnx: ${r.onnx.file}: largest |lemer - ONNX Runtime| over valid positions ${r.onnx.maxAbsDiff.toExponential(3)}${verdict}, ${r.onnx.ms} ms`,
+      `onnx: ${r.onnx.file}: largest |lemer - ONNX Runtime| over valid positions ${r.onnx.maxAbsDiff.toExponential(3)}${verdict}${r.onnx.masksAgree ? '' : '; the frame masks differ'}, ${r.onnx.ms} ms`,
     );
   } else lines.push('onnx: no export in the folder (onnx/model.onnx); nothing to compare');
   return lines.join('\n');

@@ -179,10 +179,10 @@ function stack(rows: readonly Float32Array[], dim: number): HostTensor {
 /** Weights under the model's names (`text_encoder.…`), as a store or a map. */
 export type Weights = ParameterStore | Map<string, HostTensor>;
 
+/** A store of its own over the same tensors (no copy): initialising missing parameters never touches the caller's. */
 function toStore(w: Weights): ParameterStore {
-  if (w instanceof ParameterStore) return w;
   const s = new ParameterStore();
-  for (const [k, t] of w) s.put(k, t);
+  for (const [k, t] of w instanceof ParameterStore ? w.entries() : w) s.put(k, t);
   return s;
 }
 

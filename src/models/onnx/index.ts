@@ -137,6 +137,12 @@ function f32ToF16(x: Float32Array): Uint16Array {
   return out;
 }
 
+/** Frames after two 3x3 stride-2 convolutions without padding (conformer subsampling). */
+function subsample4(n: number): number {
+  const once = (x: number) => (x >= 3 ? Math.floor((x - 3) / 2) + 1 : 0);
+  return once(once(n));
+}
+
 export class FrozenOnnxEncoder {
   private constructor(
     readonly dir: string,
@@ -286,10 +292,13 @@ export class FrozenOnnxEncoder {
     for (let b = 0; b < B; b++) {
       let n = 0;
       for (let i = 0; i < L; i++) n += md[b * L + i] ? 1 : 0;
-      // log-mel exports without a conv stack in config.json: frames in proportion (subsampling rounds up).
+      // log-mel exports without a conv stack in config.json: the usual x4 subsampling (two
+      // 3x3 stride-2 convs) when it explains T, else frames in proportion.
       const frames =
         main === 'input_features' && !Array.isArray(this.config.conv_kernel)
-          ? Math.ceil((n * T) / L)
+          ? subsample4(L) === T
+            ? subsample4(n)
+            : Math.ceil((n * T) / L)
           : this.outputLength(n);
       m.fill(1n, b * T, b * T + Math.min(T, frames));
     }

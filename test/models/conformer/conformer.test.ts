@@ -326,3 +326,15 @@ test('a checkpoint that does not fit its config lists every missing, unexpected 
       /1 unexpected:\n  encoder\.layers\.9\.extra/.test(e.message),
   );
 });
+
+test('the encoder registry: loadEncoder reads a lemer-conformer folder, createEncoder builds one in place', async () => {
+  const { loadEncoder, createEncoder, encoderModelTypes } = await import('../../../src/models/encoders.js');
+  assert.ok(encoderModelTypes().includes('lemer-conformer'));
+  const e = loadEncoder(join(FIXTURES, 'conformer-tiny'));
+  assert.equal(e.modelType, 'lemer-conformer');
+  assert.equal(e.weights!.size, conformerParamSpecs(conformerArch(parseConformerConfig(e.config))).length);
+  assert.deepEqual(e.unused, []);
+  const fresh = createEncoder('lemer-conformer', { num_hidden_layers: 2 });
+  assert.equal(fresh.numLayers, 2);
+  assert.equal(fresh.hiddenSize, 144);
+});

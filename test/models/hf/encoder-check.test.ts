@@ -3,7 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadEncoder } from '../../../src/models/encoders.js';
@@ -47,6 +47,7 @@ test('BERT folder with an fp32 export beside it: report, and lemer = ONNX Runtim
   assert.ok(r.output.finite);
   assert.ok(r.input.description.includes('vocab.txt'), 'the folder tokenizer makes the input');
   assert.ok(r.onnx && r.onnx.maxAbsDiff < 1e-4, `differs by ${r.onnx?.maxAbsDiff}`);
+  assert.ok(r.onnx.masksAgree);
   const text = formatEncoderCheck(r, 1e-4);
   assert.match(text, /architecture: bert \(text\), saved as BertModel; hidden 32, 2 layers/);
   assert.match(text, /largest \|lemer - ONNX Runtime\| over valid positions .* \(within 0\.0001\)/);
@@ -93,3 +94,18 @@ test('the CLI: --json and --tolerance; a difference above the tolerance and a ba
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /lemer: .*nope: no such folder/);
 });
+
+// The speech families register themselves in src/models/encoders.ts; their fixtures live beside ours.
+for (const fixture of ['wav2vec2-tiny', 'conformer-tiny']) {
+  test(
+    `a speech folder (${fixture}) with an export beside it: lemer = ONNX Runtime, frame masks agree`,
+    { skip: !existsSync(fixtureDir(fixture)) },
+    async () => {
+      const r = await checkEncoderFolder(withExport(fixture), { threads: 1 });
+      assert.equal(r.modality, 'speech');
+      assert.ok(r.output.finite);
+      assert.ok(r.onnx && r.onnx.maxAbsDiff < 1e-4, `${fixture}: differs by ${r.onnx?.maxAbsDiff}`);
+      assert.ok(r.onnx.masksAgree, `${fixture}: the frozen encoder frame mask differs from lemer`);
+    },
+  );
+}

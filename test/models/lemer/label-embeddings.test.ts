@@ -184,6 +184,11 @@ test("textLabelInit: tfidf and label-words = mean hidden state over the words' t
     'wordpiece',
   );
   assert.equal((await textLabelInit({ ...base, mode: 'random' })).params.size, 0);
+  // Weights that lack the encoder's parameters: initialised from the seed, reported, the caller's store untouched.
+  const empty = new ParameterStore();
+  const r0 = await textLabelInit({ ...base, weights: empty, mode: 'tfidf', keywords });
+  assert.ok(r0.missing.includes('text_encoder.encoder.dense.weight'));
+  assert.equal(empty.names().length, 0);
   await assert.rejects(textLabelInit({ ...base, mode: 'tfidf' }), /keywords for each of the 3 classes/);
 });
 
