@@ -117,7 +117,11 @@ function sincKernel(fromRate: number, toRate: number, lpw: number, rolloff: numb
   for (let p = 0; p < next; p++) {
     let f = 0;
     const w: number[] = [];
-    for (let r = -width; r < width + orig; r++) {
+    // Only |t| < lpw matters: r within (p / next -+ lpw / base) * orig, one sample of margin
+    // for rounding (clipped to torchaudio's tap range, -width .. width + orig - 1).
+    const lo = Math.max(-width, Math.floor((p / next - lpw / base) * orig) - 1);
+    const hi = Math.min(width + orig - 1, Math.ceil((p / next + lpw / base) * orig) + 1);
+    for (let r = lo; r <= hi; r++) {
       // Input sample m * orig + r against output sample m * next + p, in units of 1/g seconds.
       const t = (r / orig - p / next) * base;
       if (!(Math.abs(t) < lpw)) continue; // t grows with r: the non-zero taps are contiguous

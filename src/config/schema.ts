@@ -172,7 +172,12 @@ export const inPlaceTextSchema = z
 
 export const inPlaceSpeechSchema = z
   .strictObject({
-    /** A log-mel conformer: convolutional subsampling (x4 in time), then conformer blocks. */
+    /**
+     * compact: 1-D convolution subsampling (x4 in time) + attention / depthwise-conv / FFN blocks
+     * (src/train/inplace.ts, fast: the demo's); conformer: the paper-style log-mel conformer
+     * (src/models/conformer: 2-D convolution subsampling, relative positions, BatchNorm).
+     */
+    kind: z.enum(['compact', 'conformer']).default('compact'),
     hiddenSize: posInt.default(64),
     numLayers: posInt.default(2),
     numHeads: posInt.default(4),

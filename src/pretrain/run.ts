@@ -6,17 +6,19 @@
  * HF's run_wav2vec2_pretraining_no_trainer.py trains), the Gumbel temperature follows
  * that script's schedule.
  *
- * Encoders: lemer's log-mel conformer (`model_type: lemer-conformer`; a folder with only
- * config.json starts from random weights). The wav2vec2 family needs its builder to
- * accept a mask over the projected features (HF's mask_time_indices); until it does, a
- * wav2vec2 folder is refused with that reason.
+ * Encoders: lemer's log-mel conformer (`model_type: lemer-conformer`) on log-mel + CMVN
+ * features, and wav2vec2 / wav2vec2-conformer folders (Wav2Vec2ForPreTraining or a base
+ * model: the objective's tensors start fresh where the folder lacks them) on waveforms
+ * normalised as the folder's preprocessor_config.json says. A folder with only
+ * config.json starts from random weights.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { HostTensor, RuntimeOptions } from '../graph/runtime.js';
 import { ParameterStore } from '../graph/params.js';
 import { readSafetensors, writeSafetensors } from '../graph/safetensors.js';
 import { Trainer } from '../graph/train.js';
+import type { OptimizerConfig } from '../graph/optim.js';
 import { Rng } from '../util/random.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { type Features, type LogMelOptions, cmvn, logMel } from '../audio/logmel.js';
@@ -34,6 +36,24 @@ import {
 import { type PretrainingConfig, parsePretrainingConfig } from '../models/wav2vec2/quantizer.js';
 import { type MaskingOptions, padFeatures, sslTargets } from './batches.js';
 import { conformerFrames, conformerPretrainingBuild, conformerPretrainingInputs } from './conformer.js';
+import {
+  PRETRAINABLE_WAV2VEC2,
+  wav2vec2Frames,
+  wav2vec2PretrainingBuild,
+  wav2vec2PretrainingInputs,
+  wav2vec2PretrainingNames,
+  wav2vec2PretrainingParams,
+} from './wav2vec2.js';
+import {
+  PREPROCESSOR_FILE,
+  featExtractOutputLength,
+  minInputSamples,
+  parseWav2Vec2Config,
+  readWav2Vec2FeatureConfig,
+  wav2vec2Arch,
+  wav2vec2Batch,
+} from '../models/wav2vec2/index.js';
+import { findHfWeightsFile, loadHfWeights } from '../models/hf/weights.js';
 
 /** Tensors of a pretraining folder that belong to the objective, not the encoder. */
 const HEAD_TENSOR = /^(quantizer\.|project_q\.|project_hid\.|masked_spec_embed$)/;
@@ -169,51 +189,24 @@ export async function pretrainConformerOnFeatures(
   const trainer = await Trainer.create({
     inputs: conformerPretrainingInputs(enc, numNegatives),
     build: conformerPretrainingBuild(enc, config),
-    optimizer: {
-      kind: 'adamw',
-      lr: opts.lr ?? 5e-4,
-      weightDecay: 0.01,
-      maxGradNorm: 1.0,
-      schedule: {
-        warmupSteps: Math.min(opts.warmupSteps ?? Math.ceil(opts.steps / 10), opts.steps),
-        decay: 'linear',
-        totalSteps: opts.steps,
-      },
-    },
+    optimizer: optimizerFor(opts),
     params,
     seed,
     runtime: opts.runtime,
   });
-  const log: StepLog[] = [];
   try {
-    const rng = new Rng(seed);
-    let order: number[] = [];
-    for (let step = 0; step < opts.steps; step++) {
-      if (order.length < opts.batchSize) {
-        const fresh = Array.from({ length: usable.length }, (_, i) => i);
-        for (let i = fresh.length - 1; i > 0; i--) {
-          const j = rng.int(0, i + 1);
-          [fresh[i], fresh[j]] = [fresh[j], fresh[i]];
-        }
-        order = order.concat(fresh);
-      }
-      const picked = order.splice(0, Math.min(opts.batchSize, usable.length)).map((i) => usable[i]);
-      const feeds: Record<string, HostTensor> = padFeatures(picked);
-      const { lengths, T } = conformerFrames(picked.map((f) => f.frames));
-      Object.assign(feeds, sslTargets(lengths, T, masking, (seed * 1_000_003 + step * 2) >>> 0));
-      const r = await trainer.step(feeds);
-      const entry: StepLog = {
-        step: step + 1,
-        loss: r.loss,
-        contrastive: r.metrics.contrastive,
-        diversity: r.metrics.diversity,
-        perplexity: r.metrics.perplexity,
-        lr: r.lr,
-      };
-      if (!Number.isFinite(r.loss)) throw new Error(`pretrain: the loss is ${r.loss} at step ${step + 1}`);
-      log.push(entry);
-      opts.onStep?.(step + 1, entry);
-    }
+    const log = await runSteps(
+      trainer,
+      usable.length,
+      opts,
+      (idx) => {
+        const picked = idx.map((i) => usable[i]);
+        const feeds: Record<string, HostTensor> = padFeatures(picked);
+        const { lengths, T } = conformerFrames(picked.map((f) => f.frames));
+        return { feeds, lengths, T };
+      },
+      masking,
+    );
     const tensors = writePretrainedFolder(opts.outDir, { ...enc.config, ...config }, trainer.params, {
       architectures: ['LemerConformerForPreTraining'],
       log,
@@ -232,14 +225,67 @@ export async function pretrainConformerOnFeatures(
   }
 }
 
+/** The update loop shared by both families: shuffled batches, host-drawn masks, a log entry per step. */
+async function runSteps(
+  trainer: Trainer,
+  n: number,
+  opts: PretrainOptions,
+  batch: (idx: number[]) => { feeds: Record<string, HostTensor>; lengths: number[]; T: number },
+  masking: MaskingOptions,
+): Promise<StepLog[]> {
+  const seed = opts.seed ?? 0;
+  const rng = new Rng(seed);
+  const log: StepLog[] = [];
+  let order: number[] = [];
+  for (let step = 0; step < opts.steps; step++) {
+    if (order.length < opts.batchSize) {
+      const fresh = Array.from({ length: n }, (_, i) => i);
+      for (let i = fresh.length - 1; i > 0; i--) {
+        const j = rng.int(0, i + 1);
+        [fresh[i], fresh[j]] = [fresh[j], fresh[i]];
+      }
+      order = order.concat(fresh);
+    }
+    const { feeds, lengths, T } = batch(order.splice(0, Math.min(opts.batchSize, n)));
+    Object.assign(feeds, sslTargets(lengths, T, masking, (seed * 1_000_003 + step * 2) >>> 0));
+    const r = await trainer.step(feeds);
+    if (!Number.isFinite(r.loss)) throw new Error(`pretrain: the loss is ${r.loss} at step ${step + 1}`);
+    const entry: StepLog = {
+      step: step + 1,
+      loss: r.loss,
+      contrastive: r.metrics.contrastive,
+      diversity: r.metrics.diversity,
+      perplexity: r.metrics.perplexity,
+      lr: r.lr,
+    };
+    log.push(entry);
+    opts.onStep?.(step + 1, entry);
+  }
+  return log;
+}
+
+function optimizerFor(opts: PretrainOptions): OptimizerConfig {
+  return {
+    kind: 'adamw',
+    lr: opts.lr ?? 5e-4,
+    weightDecay: 0.01,
+    maxGradNorm: 1.0,
+    schedule: {
+      warmupSteps: Math.min(opts.warmupSteps ?? Math.ceil(opts.steps / 10), opts.steps),
+      decay: 'linear',
+      totalSteps: opts.steps,
+    },
+  };
+}
+
 function unsupported(dir: string, modelType: unknown): Error {
-  const w2v = ['wav2vec2', 'hubert', 'wavlm', 'wav2vec2-conformer'];
-  if (typeof modelType === 'string' && w2v.includes(modelType))
+  const known = [CONFORMER_MODEL_TYPE, ...Object.keys(PRETRAINABLE_WAV2VEC2)].join(', ');
+  if (modelType === 'hubert' || modelType === 'wavlm')
     return new Error(
-      `${dir}: pretraining a ${modelType} folder is not available yet: lemer's wav2vec2 builder has no way to mask the projected features (HF's mask_time_indices); the log-mel conformer (model_type ${CONFORMER_MODEL_TYPE}) can be pretrained`,
+      `${dir}: ${modelType} has no quantiser objective in Hugging Face (no *ForPreTraining with one): use k-means codes (src/models/codes) instead; pretrainable: ${known}`,
     );
   return new Error(
-    `${dir}/config.json: model_type ${JSON.stringify(modelType)} cannot be pretrained (known: ${CONFORMER_MODEL_TYPE})`,
+    `${dir}/config.json: model_type ${JSON.stringify(modelType)} cannot be pretrained (known: ${known})`,
   );
 }
 
@@ -247,11 +293,13 @@ function unsupported(dir: string, modelType: unknown): Error {
 export function writePretrainedFolder(
   dir: string,
   config: Record<string, unknown>,
-  params: ParameterStore,
+  params: ParameterStore | [string, HostTensor][],
   extra: { architectures: string[]; log: StepLog[] },
 ): number {
   mkdirSync(dir, { recursive: true });
-  const entries = params.entries().sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const entries = (Array.isArray(params) ? params : params.entries()).sort(([a], [b]) =>
+    a < b ? -1 : a > b ? 1 : 0,
+  );
   writeSafetensors(join(dir, 'model.safetensors'), entries, { format: 'pt' });
   writeFileAtomic(
     join(dir, 'config.json'),
@@ -261,9 +309,112 @@ export function writePretrainedFolder(
   return entries.length;
 }
 
-/** The whole command: corpus audio -> features -> pretraining -> folder. */
+/** Waveforms of the corpus' audio at `sampleRate`, cut to maxSeconds. */
+export async function corpusWaves(
+  corpus: Corpus,
+  opts: { sampleRate: number; maxSeconds: number },
+  onProgress?: (done: number, total: number) => void,
+  onWarning?: (m: string) => void,
+): Promise<Float32Array[]> {
+  const utts = corpus.utterances.filter((u) => u.audioPath !== null);
+  if (utts.length === 0) throw new Error(`corpus ${corpus.name}: no utterance has audio`);
+  const out: Float32Array[] = [];
+  for (const [i, u] of utts.entries()) {
+    const wave = await loadAudio(u.audioPath!, { sampleRate: opts.sampleRate, onWarning });
+    out.push(wave.slice(0, Math.min(wave.length, Math.round(opts.maxSeconds * opts.sampleRate))));
+    onProgress?.(i + 1, utts.length);
+  }
+  return out;
+}
+
+/** Pretrains a wav2vec2 / wav2vec2-conformer folder on waveforms at its sampling rate. */
+export async function pretrainWav2Vec2OnWaves(
+  waves: readonly Float32Array[],
+  opts: PretrainOptions & { freezeFeatureEncoder?: boolean },
+): Promise<PretrainResult> {
+  const raw = readConfig(opts.encoderDir);
+  const cfgPath = join(opts.encoderDir, 'config.json');
+  const modelType = raw.model_type as string;
+  if (!(modelType in PRETRAINABLE_WAV2VEC2)) throw unsupported(opts.encoderDir, raw.model_type);
+  const arch = wav2vec2Arch(parseWav2Vec2Config(raw, cfgPath));
+  const fc = readWav2Vec2FeatureConfig(opts.encoderDir);
+  const pcfg = parsePretrainingConfig(raw, cfgPath);
+  const numNegatives = opts.numNegatives ?? pcfg.num_negatives;
+  const config = { ...pcfg, num_negatives: numNegatives };
+  const masking: MaskingOptions = {
+    maskProb: opts.maskProb ?? 0.65,
+    spanLength: opts.maskLength ?? 10,
+    minMasks: pcfg.mask_time_min_masks,
+    numNegatives,
+  };
+  const usable = waves.filter((w) => featExtractOutputLength(arch, w.length) >= 2);
+  const skipped = waves.length - usable.length;
+  const min = minInputSamples(arch);
+  if (skipped) opts.onWarning?.(`${skipped} utterance(s) skipped: too short for two ${modelType} frames`);
+  if (usable.length === 0)
+    throw new Error(`no utterance is long enough to pretrain on (need two frames: > ${min} samples)`);
+  const params = new ParameterStore();
+  if (findHfWeightsFile(opts.encoderDir)) {
+    const w = loadHfWeights(opts.encoderDir);
+    for (const [k, v] of wav2vec2PretrainingParams(arch, w.tensors, w.files[0])) params.set(k, v);
+  } else opts.onWarning?.(`${opts.encoderDir}: no weights file, starting from random weights`);
+  const trainer = await Trainer.create({
+    inputs: wav2vec2PretrainingInputs(numNegatives),
+    build: wav2vec2PretrainingBuild(arch, config, { freezeFeatureEncoder: opts.freezeFeatureEncoder }),
+    optimizer: optimizerFor(opts),
+    params,
+    seed: opts.seed ?? 0,
+    runtime: opts.runtime,
+  });
+  try {
+    const log = await runSteps(
+      trainer,
+      usable.length,
+      opts,
+      (idx) => {
+        const picked = idx.map((i) => usable[i]);
+        const b = wav2vec2Batch(picked, fc, { minSamples: min });
+        const { lengths, T } = wav2vec2Frames(arch, b.lengths);
+        return { feeds: { input_values: b.input_values, attention_mask: b.attention_mask }, lengths, T };
+      },
+      masking,
+    );
+    const tensors = writePretrainedFolder(
+      opts.outDir,
+      { ...raw, ...config },
+      wav2vec2PretrainingNames(arch, trainer.params.entries()),
+      { architectures: [PRETRAINABLE_WAV2VEC2[modelType as keyof typeof PRETRAINABLE_WAV2VEC2]], log },
+    );
+    const pre = join(opts.encoderDir, PREPROCESSOR_FILE);
+    if (existsSync(pre) && resolve(opts.encoderDir) !== resolve(opts.outDir))
+      writeFileAtomic(join(opts.outDir, PREPROCESSOR_FILE), readFileSync(pre));
+    return {
+      outDir: opts.outDir,
+      modelType,
+      utterances: usable.length,
+      skipped,
+      steps: opts.steps,
+      log,
+      tensors,
+    };
+  } finally {
+    await trainer.release();
+  }
+}
+
+/** The whole command: corpus audio -> features (conformer) or waveforms (wav2vec2) -> pretraining -> folder. */
 export async function pretrainOnCorpus(corpus: Corpus, opts: PretrainOptions): Promise<PretrainResult> {
   const raw = readConfig(opts.encoderDir);
+  if (typeof raw.model_type === 'string' && raw.model_type in PRETRAINABLE_WAV2VEC2) {
+    const fc = readWav2Vec2FeatureConfig(opts.encoderDir);
+    const waves = await corpusWaves(
+      corpus,
+      { sampleRate: fc.samplingRate, maxSeconds: opts.maxSeconds ?? 15 },
+      opts.onFeatures,
+      opts.onWarning,
+    );
+    return pretrainWav2Vec2OnWaves(waves, opts);
+  }
   if (raw.model_type !== CONFORMER_MODEL_TYPE) throw unsupported(opts.encoderDir, raw.model_type);
   const arch = conformerArch(parseConformerConfig(raw, join(opts.encoderDir, 'config.json')));
   const feats = await corpusFeatures(

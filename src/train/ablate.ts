@@ -328,7 +328,7 @@ export async function ablationSvg(r: Omit<AblationResult, 'files'>): Promise<str
   const points = r.rows.flatMap((x) =>
     (x.result?.folds ?? []).map((f) => ({ row: `${x.id} ${x.name}`, ua: f.ua, fold: f.name })),
   );
-  const y = { field: 'row', type: 'nominal' as const, sort: order, title: null };
+  const y = { field: 'row', type: 'nominal' as const, sort: order, title: null, axis: { labelLimit: 320 } };
   const spec: TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: r.title, fontSize: 13 },

@@ -173,6 +173,35 @@ export function makeBatch(examples: Example[], opts: BatchOptions): Record<strin
         [B, F],
       );
   }
+  for (const m of ['text', 'speech'] as const) {
+    const name = `${m}.hidden_states`;
+    if (!want(name)) continue;
+    const fs = examples.map((e) => {
+      const f = e.features?.[m];
+      if (!f) throw new Error(`utterance ${e.id} has no cached ${m} features`);
+      return f;
+    });
+    const { layers, dim } = fs[0];
+    const pad = m === 'text' ? (opts.padTo?.tokens ?? 0) : (opts.padTo?.frames ?? 0);
+    const T = Math.max(pad, ...fs.map((f) => f.frames));
+    const data = new Float32Array(B * T * layers * dim);
+    const mask = new Array<number>(B * T).fill(0);
+    const label = new Array<number>(B * T).fill(0);
+    fs.forEach((f, r) => {
+      data.set(f.data, r * T * layers * dim);
+      const t = examples[r].text;
+      for (let i = 0; i < f.frames; i++) {
+        mask[r * T + i] = 1;
+        const inScope = opts.labelScope === 'context' || !t || (i >= t.currentStart && i < t.currentEnd);
+        label[r * T + i] = inScope ? 1 : 0;
+      }
+    });
+    out[name] = { dtype: 'float32', shape: [B, T, layers, dim], data };
+    const am = `${m}.attention_mask`;
+    if (want(am)) out[am] = typed(opts.decls[am], am, mask, [B, T]);
+    if (m === 'text' && want('text.label_mask'))
+      out['text.label_mask'] = typed(opts.decls['text.label_mask'], 'text.label_mask', label, [B, T]);
+  }
   if (want('labels'))
     out.labels = typed(
       opts.decls.labels,

@@ -34,19 +34,20 @@ export interface CachedFeatures {
 /** An encoder that reads cached hidden states of `base` (all layers, or the last). */
 export function cachedEncoder(base: Encoder, layers: number): Encoder {
   const d = base.hiddenSize;
+  const T = `${base.modality}_frames`;
   return {
     modality: base.modality,
     modelType: base.modelType,
     hiddenSize: d,
     numLayers: layers - 1,
     inputs: {
-      hidden_states: { dtype: 'float32', shape: ['batch', 'frames', layers, d] },
-      attention_mask: { dtype: 'int64', shape: ['batch', 'frames'] },
+      hidden_states: { dtype: 'float32', shape: ['batch', T, layers, d] },
+      attention_mask: { dtype: 'int64', shape: ['batch', T] },
     },
     build(_g: Graph, i: Record<string, Tensor>) {
       const h = i.hidden_states;
       const hiddenStates = Array.from({ length: layers }, (_, l) =>
-        ops.reshape(ops.slice(h, [l], [l + 1], [2]), ['batch', 'frames', d]),
+        ops.reshape(ops.slice(h, [l], [l + 1], [2]), ['batch', T, d]),
       );
       return { hidden: hiddenStates[layers - 1], hiddenStates, mask: i.attention_mask };
     },

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { createEncoder, loadEncoder } from '../models/encoders.js';
 import { CONFORMER_MODEL_TYPE, conformerEncoder, loadConformerFolder } from '../models/conformer/index.js';
 import type { FrontEnd } from './audio-cache.js';
+import { compactSpeechEncoder } from './inplace.js';
 
 export interface BuiltModel {
   kind: ModelKind;
@@ -149,24 +150,27 @@ export async function buildModel(
       prefixed('speech', speechEncoder);
     } else {
       const s = cfg.train.inPlace.speech;
-      speechEncoder = conformerEncoder(
-        {
-          num_mel_bins: cfg.speech.logMel.numBins,
-          hidden_size: s.hiddenSize,
-          num_hidden_layers: s.numLayers,
-          num_attention_heads: s.numHeads,
-          intermediate_size: s.ffnDim,
-          conv_depthwise_kernel_size: s.convKernel,
-          hidden_dropout: s.dropout,
-          activation_dropout: s.dropout,
-          attention_dropout: s.dropout,
-          conformer_conv_dropout: s.dropout,
-        },
-        {
-          source: `in-place log-mel conformer (hidden ${s.hiddenSize}, ${s.numLayers} layers)`,
-          configSource: 'train.inPlace.speech',
-        },
-      );
+      speechEncoder =
+        s.kind === 'compact'
+          ? compactSpeechEncoder({ ...s, numBins: cfg.speech.logMel.numBins })
+          : conformerEncoder(
+              {
+                num_mel_bins: cfg.speech.logMel.numBins,
+                hidden_size: s.hiddenSize,
+                num_hidden_layers: s.numLayers,
+                num_attention_heads: s.numHeads,
+                intermediate_size: s.ffnDim,
+                conv_depthwise_kernel_size: s.convKernel,
+                hidden_dropout: s.dropout,
+                activation_dropout: s.dropout,
+                attention_dropout: s.dropout,
+                conformer_conv_dropout: s.dropout,
+              },
+              {
+                source: `in-place log-mel conformer (hidden ${s.hiddenSize}, ${s.numLayers} layers)`,
+                configSource: 'train.inPlace.speech',
+              },
+            );
     }
     if (speechEncoder.inputs.input_features) {
       const bins = speechEncoder.inputs.input_features.shape[2];

@@ -71,7 +71,7 @@ test('a tiny conformer: the loss drops below chance in 40 steps; the folder relo
     outDir: out,
     steps: 40,
     batchSize: 4,
-    lr: 3e-3,
+    lr: 1e-2,
     maskProb: 0.3,
     maskLength: 2,
     warmupSteps: 4,

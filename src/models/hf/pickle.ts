@@ -491,15 +491,18 @@ function decodeStorage(
   kind: StorageKind,
   bytes: Uint8Array,
 ): Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array {
-  const buf = bytes.slice().buffer; // aligned copy
+  // The archive reader hands out fresh buffers: view them when aligned, else copy.
+  const aligned = bytes.byteOffset % kind.size === 0;
+  const buf = aligned ? bytes.buffer : bytes.slice().buffer;
+  const off = aligned ? bytes.byteOffset : 0;
   const n = bytes.length / kind.size;
   switch (kind.read) {
     case 'f32':
-      return new Float32Array(buf, 0, n);
+      return new Float32Array(buf, off, n);
     case 'f64':
-      return new Float64Array(buf, 0, n);
+      return new Float64Array(buf, off, n);
     case 'f16': {
-      const src = new Uint16Array(buf, 0, n);
+      const src = new Uint16Array(buf, off, n);
       const out = new Float32Array(n);
       for (let i = 0; i < n; i++) {
         const h = src[i];
@@ -518,22 +521,22 @@ function decodeStorage(
       return out;
     }
     case 'bf16': {
-      const src = new Uint16Array(buf, 0, n);
+      const src = new Uint16Array(buf, off, n);
       const u = new Uint32Array(n);
       for (let i = 0; i < n; i++) u[i] = src[i] << 16;
       return new Float32Array(u.buffer);
     }
     case 'i64':
-      return new BigInt64Array(buf, 0, n);
+      return new BigInt64Array(buf, off, n);
     case 'i32':
-      return new Int32Array(buf, 0, n);
+      return new Int32Array(buf, off, n);
     case 'i16':
-      return Int32Array.from(new Int16Array(buf, 0, n));
+      return Int32Array.from(new Int16Array(buf, off, n));
     case 'i8':
-      return Int32Array.from(new Int8Array(buf, 0, n));
+      return Int32Array.from(new Int8Array(buf, off, n));
     case 'u8':
     case 'bool':
-      return new Uint8Array(buf, 0, n);
+      return new Uint8Array(buf, off, n);
   }
 }
 
@@ -569,6 +572,13 @@ function materialise(
       `${source}: tensor '${name}' reaches element ${last} of a storage of ${storage.length} (truncated or corrupt file)`,
     );
   const dtype = HOST_DTYPE[t.storage.kind.read];
+  // Contiguous (every tensor of an ordinary state dict): one copy of the range.
+  let contiguous = true;
+  for (let d = t.shape.length - 1, want = 1; d >= 0; d--) {
+    if (t.shape[d] !== 1 && t.stride[d] !== want) contiguous = false;
+    want *= t.shape[d];
+  }
+  if (contiguous) return { dtype, shape: [...t.shape], data: storage.subarray(t.offset, t.offset + n) };
   const ctor = storage.constructor as new (n: number) => typeof storage;
   const out = new ctor(n);
   const rank = t.shape.length;

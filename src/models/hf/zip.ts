@@ -4,7 +4,7 @@
  * checked against their CRC-32. Only what those archives use; nothing else of ZIP.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { inflateRawSync } from 'node:zlib';
+import * as zlib from 'node:zlib';
 import { HfLoadError } from './config.js';
 
 export interface ZipEntry {
@@ -24,6 +24,9 @@ const LOCAL = 0x04034b50;
 
 let crcTable: Uint32Array | null = null;
 export function crc32(bytes: Uint8Array): number {
+  // zlib's (Node >= 20.15) is native; the table version below is the fallback.
+  const native = (zlib as { crc32?: (d: Uint8Array) => number }).crc32;
+  if (native) return native(bytes) >>> 0;
   if (!crcTable) {
     crcTable = new Uint32Array(256);
     for (let n = 0; n < 256; n++) {
@@ -80,7 +83,7 @@ export class ZipReader {
     if (e.method === 0) data = raw;
     else if (e.method === 8) {
       try {
-        data = new Uint8Array(inflateRawSync(raw));
+        data = new Uint8Array(zlib.inflateRawSync(raw));
       } catch (err) {
         throw new HfLoadError(`${this.path}: corrupt archive entry '${name}': ${(err as Error).message}`);
       }

@@ -4,7 +4,7 @@ import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toOnnx } from '../../../src/graph/onnx.js';
 import { Predictor } from '../../../src/graph/train.js';
-import { inlineParams, quantizeMatMulsInt8 } from '../../../src/predict/graph-passes.js';
+import { inlineParams, markInt8, quantizeMatMulsInt8 } from '../../../src/predict/graph-passes.js';
 import type { Encoder } from '../../../src/models/encoder.js';
 
 export function encoderOnnxBytes(enc: Encoder, opts: { quantize?: boolean } = {}): Uint8Array {
@@ -15,8 +15,9 @@ export function encoderOnnxBytes(enc: Encoder, opts: { quantize?: boolean } = {}
   });
   if (!enc.weights) throw new Error('encoderOnnxBytes: the encoder has no weights');
   inlineParams(g, (n) => enc.weights!.get(n));
-  if (opts.quantize) quantizeMatMulsInt8(g, { minValues: 1 });
-  return toOnnx(g);
+  if (!opts.quantize) return toOnnx(g);
+  const q = quantizeMatMulsInt8(g, { minValues: 1 });
+  return markInt8(toOnnx(g), q.int8Initializers);
 }
 
 /** `dir`/onnx/<file> from the encoder; config.json (and the rest) copied from `from` when given. */
