@@ -2,5 +2,6 @@
 export * from './batches.js';
 export * from './conformer.js';
 export * from './run.js';
+export * from './wav2vec2.js';
 export * from '../models/wav2vec2/quantizer.js';
 export * from '../models/wav2vec2/pretraining.js';

@@ -155,6 +155,10 @@ export async function pretrainConformerOnFeatures(
 ): Promise<PretrainResult> {
   const raw = readConfig(opts.encoderDir);
   const cfgPath = join(opts.encoderDir, 'config.json');
+  if (typeof raw.model_type === 'string' && raw.model_type in PRETRAINABLE_WAV2VEC2)
+    throw new Error(
+      `${opts.encoderDir}: a ${raw.model_type} folder pretrains on waveforms (pretrainWav2Vec2OnWaves), not log-mel features`,
+    );
   if (raw.model_type !== CONFORMER_MODEL_TYPE) throw unsupported(opts.encoderDir, raw.model_type);
   const arch = conformerArch(parseConformerConfig(raw, cfgPath));
   const pcfg: PretrainingConfig = parsePretrainingConfig(raw, cfgPath);
@@ -270,11 +274,15 @@ function optimizerFor(opts: PretrainOptions): OptimizerConfig {
     lr: opts.lr ?? 5e-4,
     weightDecay: 0.01,
     maxGradNorm: 1.0,
-    schedule: {
-      warmupSteps: Math.min(opts.warmupSteps ?? Math.ceil(opts.steps / 10), opts.steps),
-      decay: 'linear',
-      totalSteps: opts.steps,
-    },
+    // Linear warm-up, then linear decay to 0 at the last step (one step: the plain rate).
+    schedule:
+      opts.steps > 1
+        ? {
+            warmupSteps: Math.min(opts.warmupSteps ?? Math.ceil(opts.steps / 10), opts.steps - 1),
+            decay: 'linear',
+            totalSteps: opts.steps,
+          }
+        : {},
   };
 }
 

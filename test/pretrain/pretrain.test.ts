@@ -11,7 +11,12 @@ import type { Features } from '../../src/audio/logmel.js';
 import { Rng } from '../../src/util/random.js';
 import { readSafetensors } from '../../src/graph/safetensors.js';
 import { loadConformerFolder } from '../../src/models/conformer/index.js';
-import { pretrainConformerOnFeatures, pretrainOnCorpus, sslTargets } from '../../src/pretrain/index.js';
+import {
+  pretrainConformerOnFeatures,
+  pretrainOnCorpus,
+  pretrainWav2Vec2OnWaves,
+  sslTargets,
+} from '../../src/pretrain/index.js';
 import { loadCorpus } from '../../src/data/corpus.js';
 import { encodeWav } from '../audio/helpers.js';
 import { runCli } from '../../src/cli/program.js';
@@ -144,13 +149,13 @@ test('span masks and negatives stay inside each utterance; a batch shorter than 
   assert.ok((short.mask_time_indices.data as BigInt64Array).some((v) => v === 1n));
 });
 
-test('bad input: a wav2vec2 folder says why it cannot be pretrained yet; no config.json; too-short audio', async () => {
+test('bad input: a HuBERT folder is pointed to k-means codes; no config.json; too-short audio', async () => {
   const w2v = mkdtempSync(join(tmpdir(), 'lemer-pretrain-w2v-'));
-  writeFileSync(join(w2v, 'config.json'), JSON.stringify({ model_type: 'wav2vec2' }));
+  writeFileSync(join(w2v, 'config.json'), JSON.stringify({ model_type: 'hubert' }));
   const base = { outDir: join(w2v, 'out'), steps: 1, batchSize: 1 };
   await assert.rejects(
     pretrainConformerOnFeatures([], { ...base, encoderDir: w2v }),
-    /pretraining a wav2vec2 folder is not available yet/,
+    /hubert has no quantiser objective in Hugging Face.*use k-means codes/,
   );
   await assert.rejects(
     pretrainConformerOnFeatures([], { ...base, encoderDir: join(w2v, 'none') }),
@@ -237,4 +242,55 @@ test("a manifest corpus' audio goes through the front end into two steps; `lemer
   );
   assert.equal(bad, 1);
   assert.match(stderr, /--sessions: S9 not in the corpus/);
+});
+
+test('wav2vec2 (tiny fixture): Wav2Vec2ForPreTraining steps on waveforms; the HF-layout folder reloads', async () => {
+  const src = join(import.meta.dirname, '..', 'fixtures', 'models', 'wav2vec2-tiny');
+  const out = join(mkdtempSync(join(tmpdir(), 'lemer-pretrain-w2v2-')), 'ssl');
+  const rng = new Rng(9);
+  const waves = [4000, 3200, 2400, 5000].map((n) =>
+    Float32Array.from({ length: n }, (_, t) => 0.3 * Math.sin(t / 7) + 0.1 * rng.normal()),
+  );
+  const warnings: string[] = [];
+  const r = await pretrainWav2Vec2OnWaves(waves, {
+    encoderDir: src,
+    outDir: out,
+    steps: 3,
+    batchSize: 2,
+    maskLength: 2,
+    numNegatives: 4,
+    runtime: { threads: 1 },
+    onWarning: (m) => warnings.push(m),
+  });
+  assert.equal(r.modelType, 'wav2vec2');
+  assert.ok(
+    r.log.every((s) => Number.isFinite(s.loss) && s.contrastive >= 0),
+    JSON.stringify(r.log),
+  );
+  const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual(cfg.architectures, ['Wav2Vec2ForPreTraining']);
+  assert.equal(cfg.num_negatives, 4);
+  const t = readSafetensors(join(out, 'model.safetensors')).tensors;
+  assert.ok(t.has('wav2vec2.feature_projection.projection.weight'));
+  assert.ok(t.has('wav2vec2.masked_spec_embed'));
+  assert.ok(t.has('quantizer.codevectors') && t.has('project_q.weight') && t.has('project_hid.weight'));
+  const enc = loadEncoder(out);
+  assert.equal(enc.modelType, 'wav2vec2');
+  for (const k of ['quantizer.codevectors', 'project_q.weight', 'project_hid.weight'])
+    assert.ok(enc.unused.includes(k), `${k} set aside by the loader`);
+  // A second run continues from the written folder, quantiser included.
+  const r2 = await pretrainWav2Vec2OnWaves(waves, {
+    encoderDir: out,
+    outDir: out + '2',
+    steps: 1,
+    batchSize: 2,
+    maskLength: 2,
+    numNegatives: 4,
+    runtime: { threads: 1 },
+  });
+  assert.ok(Number.isFinite(r2.log[0].loss));
+  const q1 = t.get('quantizer.codevectors')!.data as Float32Array;
+  const q2 = readSafetensors(join(out + '2', 'model.safetensors')).tensors.get('quantizer.codevectors')!
+    .data as Float32Array;
+  assert.ok(Math.abs(q1[0] - q2[0]) < 0.05, 'the quantiser was read back, not re-initialised');
 });

@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -160,6 +160,29 @@ test('bad input is refused before training; a failed run leaves earlier results 
   assert.match(warnings.join('\n'), /1 of 25 utterances .*\n.*junk\.wav[\s\S]*left out/);
   // A text-only model needs no audio at all.
   await run('textonly', { train: { cacheDir, epochs: 1 } }, 'text', `manifest:${broken}`);
+});
+
+test('frozen encoders: features computed once into the on-disk cache, the head trains on them (SUPERB layer weights)', async () => {
+  const fcache = join(work, 'fcache');
+  const over = {
+    encoders: { text: { freeze: true }, speech: { freeze: true } },
+    train: { cacheDir: fcache, epochs: 2, layerWeights: true },
+  };
+  const { r } = await run('frozen', over);
+  const files = readdirSync(join(fcache, 'features'), { recursive: true }).filter((f) =>
+    String(f).endsWith('.bin'),
+  );
+  // 24 utterances x 2 encoders; the text inputs differ per fold only by vocabulary (in-place, per fold).
+  assert.ok(files.length >= 48, `${files.length} cached feature files`);
+  const { r: again } = await run('frozen2', over);
+  assert.deepEqual(
+    again.folds.map((f) => [f.wa, f.ua]),
+    r.folds.map((f) => [f.wa, f.ua]),
+  );
+  const fold = readJson(join(work, 'frozen', 'folds', 'ses1', 'result.json')) as {
+    fits: { description: string }[];
+  };
+  assert.ok(fold.fits.length === 1);
 });
 
 test('the built-in demo settings are experiments/demo.yaml', () => {

@@ -1,12 +1,13 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
 import { loadCorpus } from '../../src/data/corpus.js';
 import { getConfigValue, parseGridValues, runGrid, withConfigValues } from '../../src/train/grid.js';
 import { parseParamOption } from '../../src/cli/commands/grid.js';
+import { runCli } from '../../src/cli/program.js';
 import { tinyConfigYaml, writeTinyCorpus } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'lemer-grid-'));
@@ -99,4 +100,60 @@ test('grid: one cross-validation per value, table + JSON + plot; finished cells 
     more.cells.map((c) => c.reused),
     [true, false],
   );
+});
+
+test('lemer grid: the command prints the table and writes the JSON', async () => {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io = {
+    stdout: { write: (s: string) => out.push(s) },
+    stderr: { write: (s: string) => err.push(s) },
+  };
+  const json = join(work, 'grid-cli.json');
+  const code = await runCli(
+    [
+      '--config',
+      cfgFile,
+      'grid',
+      '--corpus',
+      spec,
+      '--model',
+      'text',
+      '--param',
+      'text.labelK',
+      '2,3',
+      '--fold',
+      'ses2',
+      '--set',
+      'train.epochs=1',
+      '--set',
+      `train.cacheDir=${join(work, 'cache')}`,
+      '--out',
+      join(work, 'grid-cli'),
+      '--json',
+      json,
+    ],
+    io,
+  );
+  assert.equal(code, 0, err.join(''));
+  assert.match(out.join(''), /text\.labelK\s+folds\s+WA %\s+UA %/);
+  const r = JSON.parse(readFileSync(json, 'utf8')) as { param: string; cells: { value: number }[] };
+  assert.equal(r.param, 'text.labelK');
+  assert.deepEqual(
+    r.cells.map((c) => c.value),
+    [2, 3],
+  );
+  const bad = await runCli(
+    ['--config', cfgFile, 'grid', '--corpus', spec, '--param', 'text.nope', '1,2'],
+    io,
+  );
+  assert.notEqual(bad, 0);
+  assert.match(err.join(''), /text\.nope: no such config key/);
+});
+
+test('experiments: every config file in experiments/ is a valid config', () => {
+  const dir = join(import.meta.dirname, '..', '..', 'experiments');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+  assert.ok(files.length >= 2);
+  for (const f of files) assert.doesNotThrow(() => loadConfig(join(dir, f)), f);
 });
