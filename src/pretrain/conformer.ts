@@ -41,7 +41,7 @@ export function conformerPretrainingInputs(
  * that all negatives equal the positive and HF's loss, which drops such negatives, is 0).
  * The quantiser itself still trains; the subsampling trains through the context path.
  */
-function normalised(x: Tensor): Tensor {
+export function normalised(x: Tensor): Tensor {
   const g = x.graph;
   const d = x.shape[2] as number;
   const c = (v: number) => g.constant(new Float32Array(d).fill(v), [d]);

@@ -5,3 +5,4 @@ export * from './run.js';
 export * from './wav2vec2.js';
 export * from '../models/wav2vec2/quantizer.js';
 export * from '../models/wav2vec2/pretraining.js';
+export * from './codes.js';

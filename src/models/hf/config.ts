@@ -47,6 +47,11 @@ export function readHfConfig(dir: string, opts: ReadHfConfigOptions = {}): HfCon
       `${path}: expected a JSON object, got ${Array.isArray(raw) ? 'an array' : typeof raw}`,
     );
   const config = raw as Record<string, unknown>;
+  // Old configs (written before transformers kept model_type) name only their class.
+  if (config.model_type === undefined) {
+    const inferred = modelTypeFromArchitectures(config.architectures);
+    if (inferred) config.model_type = inferred;
+  }
   if (opts.knownTypes) checkModelType(config, path, opts.knownTypes);
   return { config, path };
 }
@@ -64,4 +69,22 @@ export function checkModelType(
     throw new HfLoadError(`${path}: "model_type" must be a string, got ${JSON.stringify(t)}`);
   if (!knownTypes.includes(t)) throw new HfLoadError(`${path}: unknown model_type "${t}" (${known})`);
   return t;
+}
+
+/** Class-name prefixes of Hugging Face architectures -> model_type, longest first. */
+const ARCH_PREFIXES: [string, string][] = [
+  ['Wav2Vec2Conformer', 'wav2vec2-conformer'],
+  ['Wav2Vec2', 'wav2vec2'],
+  ['Roberta', 'roberta'],
+  ['Hubert', 'hubert'],
+  ['WavLM', 'wavlm'],
+  ['Bert', 'bert'],
+];
+
+/** model_type from `architectures` (`["BertForMaskedLM"]` -> bert), or null. */
+export function modelTypeFromArchitectures(architectures: unknown): string | null {
+  if (!Array.isArray(architectures) || typeof architectures[0] !== 'string') return null;
+  const a = architectures[0];
+  for (const [prefix, type] of ARCH_PREFIXES) if (a.startsWith(prefix)) return type;
+  return null;
 }

@@ -109,8 +109,14 @@ test('an unknown model_type lists the known ones', () => {
     () => loadEncoder(d),
     (e: Error) => /config\.json: unknown model_type "gpt2" \(known: .*bert.*roberta/.test(e.message),
   );
-  const d2 = withConfig('bert-tiny', (c) => delete c.model_type);
+  const d2 = withConfig('bert-tiny', (c) => {
+    delete c.model_type;
+    delete c.architectures;
+  });
   assert.throws(() => loadEncoder(d2), /no "model_type" key/);
+  // An old config without model_type names its class: that is enough.
+  const d3 = withConfig('roberta-tiny', (c) => delete c.model_type);
+  assert.equal(loadEncoder(d3).modelType, 'roberta');
 });
 
 test('a folder with a config but no weights says which files it looked for', () => {
