@@ -208,6 +208,8 @@ export const trainSchema = z
     checkpointEvery: posInt.default(1),
     /** Fine-tune only the top N layers of each (unfrozen) encoder; null = all layers. */
     trainableLayers: nonNegInt.nullable().default(null),
+    /** Dropout on the head's pooled vector before the classifier (training only). Our choice: 0.1. */
+    headDropout: z.number().min(0).lt(1).default(0.1),
     /** The head reads a learned softmax-weighted sum of every encoder layer (SUPERB) instead of the last one. */
     layerWeights: z.boolean().default(false),
     /** Class-balanced loss weights (inverse class frequency in the training part). Off, as in the paper. */

@@ -58,7 +58,7 @@ export async function quantizerCodes(
   const params = new ParameterStore();
   let inputs: Record<string, InputDecl>;
   let features: (
-    g: Parameters<Parameters<typeof Predictor.create>[0]['build']>[0],
+    g: Graph,
     i: Record<string, Tensor>,
   ) => {
     x: Tensor;
@@ -67,6 +67,7 @@ export async function quantizerCodes(
   if (raw.model_type === CONFORMER_MODEL_TYPE) {
     const arch = conformerArch(parseConformerConfig(raw, cfgPath));
     for (const [k, v] of conformerWeightsFromCheckpoint(arch, tensors, file).weights) params.set(k, v);
+    for (const [k, v] of tensors) if (k.startsWith('quantizer.')) params.set(k, v);
     const enc = conformerEncoder(raw, { configSource: cfgPath });
     inputs = enc.inputs;
     features = (g, i) => {

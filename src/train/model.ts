@@ -224,7 +224,7 @@ export function headModel(
     textEncoder,
     speechEncoder,
     numClasses: cfg.classes.length,
-    head: headConfigFrom(cfg),
+    head: headConfigFrom(cfg, { dropout: cfg.train.headDropout }),
     // The fused model always has label embeddings; unimodal ones as the config says (Tables 1-2).
     useLabelEmbeddings: kind === 'lemer' || cfg.train.labelEmbeddings,
     labelScope: cfg.text.labelScope,

@@ -10,17 +10,25 @@ import { join } from 'node:path';
 import type { Features } from '../../src/audio/logmel.js';
 import { Rng } from '../../src/util/random.js';
 import { readSafetensors } from '../../src/graph/safetensors.js';
-import { loadConformerFolder } from '../../src/models/conformer/index.js';
+import { loadConformerFolder, subsampledLength } from '../../src/models/conformer/index.js';
 import {
   pretrainConformerOnFeatures,
   pretrainOnCorpus,
+  padFeatures,
   pretrainWav2Vec2OnWaves,
+  quantizerCodes,
   sslTargets,
 } from '../../src/pretrain/index.js';
 import { loadCorpus } from '../../src/data/corpus.js';
 import { encodeWav } from '../audio/helpers.js';
 import { runCli } from '../../src/cli/program.js';
 import { loadEncoder } from '../../src/models/encoders.js';
+import {
+  featExtractOutputLength,
+  parseWav2Vec2Config,
+  wav2vec2Arch,
+  wav2vec2Batch,
+} from '../../src/models/wav2vec2/index.js';
 
 const TINY = {
   model_type: 'lemer-conformer',
@@ -115,6 +123,15 @@ test('a tiny conformer: the loss drops below chance in 40 steps; the folder relo
 
   const back = loadConformerFolder(out);
   assert.equal(back.weights!.size, tensors.size - 8, 'the encoder takes all but the 8 objective tensors');
+
+  // Per-frame codes from the trained quantiser: one per valid encoder frame, in [0, V^G).
+  const q = await quantizerCodes(out, [padFeatures(feats.slice(0, 3))]);
+  assert.deepEqual(
+    q.codes.map((c) => c.length),
+    feats.slice(0, 3).map((f) => subsampledLength(f.frames)),
+  );
+  assert.ok(q.codes.every((c) => c.every((v) => v >= 0 && v < 64)));
+  assert.ok(new Set(q.codes.flatMap((c) => [...c])).size > 1, 'more than one code in use');
 
   // Continue from the written folder: the objective's tensors come from it too.
   const out2 = join(out, '..', 'ssl2');
@@ -278,6 +295,12 @@ test('wav2vec2 (tiny fixture): Wav2Vec2ForPreTraining steps on waveforms; the HF
   assert.equal(enc.modelType, 'wav2vec2');
   for (const k of ['quantizer.codevectors', 'project_q.weight', 'project_hid.weight'])
     assert.ok(enc.unused.includes(k), `${k} set aside by the loader`);
+  const b = wav2vec2Batch(waves.slice(0, 2));
+  const q = await quantizerCodes(out, [{ input_values: b.input_values, attention_mask: b.attention_mask }]);
+  assert.deepEqual(
+    q.codes.map((c) => c.length),
+    [4000, 3200].map((n) => featExtractOutputLength(wav2vec2Arch(parseWav2Vec2Config(cfg)), n)),
+  );
   // A second run continues from the written folder, quantiser included.
   const r2 = await pretrainWav2Vec2OnWaves(waves, {
     encoderDir: out,

@@ -172,8 +172,8 @@ test('frozen encoders: features computed once into the on-disk cache, the head t
   const files = readdirSync(join(fcache, 'features'), { recursive: true }).filter((f) =>
     String(f).endsWith('.bin'),
   );
-  // 24 utterances x 2 encoders; the text inputs differ per fold only by vocabulary (in-place, per fold).
-  assert.ok(files.length >= 48, `${files.length} cached feature files`);
+  // Speech: one file per utterance, shared by the folds; text: keyed by token ids (the in-place vocabulary is per fold).
+  assert.ok(files.length >= 24 + 8, `${files.length} cached feature files`);
   const { r: again } = await run('frozen2', over);
   assert.deepEqual(
     again.folds.map((f) => [f.wa, f.ua]),

@@ -81,6 +81,7 @@ text: { maxTokens: 32 }
 train:
   epochs: 4
   patience: null
+  headDropout: 0
   validFraction: 0.25
   inPlace:
     text: { vocabSize: 120, hiddenSize: 16, numLayers: 1, numHeads: 2, intermediateSize: 32, dropout: 0 }

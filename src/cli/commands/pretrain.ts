@@ -26,7 +26,7 @@ interface PretrainCliOptions extends CorpusCliOptions {
   seed: number;
   maxSeconds: number;
   maskProb: number;
-  maskLength: number;
+  maskLength?: number;
   negatives?: number;
   sessions?: string;
   threads?: number;
@@ -145,9 +145,8 @@ export function registerPretrain(program: Command, io: CliIo): void {
     )
     .option(
       '--mask-length <n>',
-      'span length in encoder frames (conformer frames are 40 ms)',
+      "span length in encoder frames (default: 5 for the conformer's 40 ms frames, 10 for wav2vec2's 20 ms: 200 ms either way)",
       intOption(1),
-      5,
     )
     .option(
       '--negatives <n>',

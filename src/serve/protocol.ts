@@ -1,0 +1,36 @@
+/** Messages between the server and its inference worker (structured-clone data only). */
+import type { Prediction } from '../predict/lemer.js';
+
+export interface WorkerInit {
+  dir: string;
+  int8?: boolean;
+  threads?: number;
+}
+
+export type ToWorker =
+  | {
+      type: 'predict';
+      id: number;
+      audio?: Uint8Array;
+      text?: string;
+      context?: string[];
+      name?: string;
+      maxSeconds: number;
+    }
+  /** Keeps the worker busy for `ms` (tests and readiness probes of the queue). */
+  | { type: 'hold'; id: number; ms: number };
+
+export interface ModelInfo {
+  dir: string;
+  kind: 'lemer' | 'text' | 'speech';
+  labels: string[];
+  speechOnly: boolean;
+  graphFile: string;
+}
+
+export type FromWorker =
+  | { type: 'ready'; info: ModelInfo }
+  | { type: 'failed'; message: string }
+  | { type: 'result'; id: number; result: Prediction }
+  | { type: 'hold-done'; id: number }
+  | { type: 'error'; id: number; message: string };
