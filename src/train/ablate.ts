@@ -180,7 +180,7 @@ const WHY: Record<Need, string> = {
   speech: 'the corpus has no audio',
   history: 'the corpus has no dialogue history (every dialogue is one utterance)',
   pretrain:
-    '`lemer cv` has no 2nd-stage pretraining step yet (run `lemer pretrain` and give its folder as encoders.speech.path, then B1 is that row)',
+    "`lemer cv` has no 2nd-stage pretraining step yet (per fold, on the training folds' audio); `lemer pretrain` with its folder as encoders.speech.path gives one pretraining shared by all folds, which sees every test fold's audio",
   'text-labels-in-speech':
     'the speech-only model builds no text encoder, so there are no text label embeddings to start L_s from (the fused model has them)',
 };

@@ -1,0 +1,22 @@
+import { test } from 'node:test';
+import { tone, wavBytes } from '/work/main/test/predict/helpers.js';
+import { form, startServer } from '/work/main/test/serve/helpers.js';
+const wav = wavBytes(tone(200, 0.7), 16000);
+const until = async (cond: () => boolean) => { while (!cond()) await new Promise((r) => setTimeout(r, 10)); };
+test('t5', async () => {
+  const t0 = Date.now(); const T = (s: string) => console.log(s, Date.now() - t0);
+  const { server: s2, url: u2 } = await startServer({ timeoutMs: 1000 });
+  T('started');
+  const body = () => form({ audio: { bytes: wav, filename: 'a.wav' }, text: 'the low hum' });
+  const held = s2.pool.hold(3000);
+  const r1 = await fetch(`${u2}/v1/predict`, { method: 'POST', body: body() }); T('504 ' + r1.status); await r1.text();
+  await held; T('held');
+  await until(() => s2.pool.depth === 0); T('depth0');
+  const held2 = s2.pool.hold(300);
+  const inFlight = fetch(`${u2}/v1/predict`, { method: 'POST', body: body() });
+  await until(() => s2.pool.depth === 2); T('depth2');
+  const closing = s2.close();
+  const r = await inFlight; T('inflight ' + r.status); await r.text();
+  await held2; T('held2');
+  await closing; T('closed');
+});
