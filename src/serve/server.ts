@@ -401,6 +401,7 @@ export async function createServer(opts: ServeOptions): Promise<Server> {
     },
     close() {
       closed ??= (async () => {
+        closing = true;
         await app.close();
         await pool.close();
       })();
