@@ -317,6 +317,13 @@ export async function createServer(opts: ServeOptions): Promise<Server> {
     },
   });
 
+  let closing = false;
+  // While shutting down, a finished keep-alive connection is closed at once (otherwise close
+  // would wait for its keep-alive timeout).
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    if (closing) void reply.header('connection', 'close');
+    done(null, payload);
+  });
   app.addHook('onResponse', (req, reply, done) => {
     metrics.observe(
       req.routeOptions.url ?? 'unmatched',
@@ -324,6 +331,7 @@ export async function createServer(opts: ServeOptions): Promise<Server> {
       reply.statusCode,
       reply.elapsedTime / 1000,
     );
+    if (closing) app.server.closeIdleConnections();
     done();
   });
   app.setErrorHandler((err: FastifyError | HttpError, _req, reply) => {

@@ -174,8 +174,8 @@ export async function loadSpeech(
   cache: AudioCache,
   opts: { badAudio: 'fail' | 'skip'; progress?: RunOptions['progress']; warn?: (m: string) => void },
 ): Promise<{ speech: Map<number, SpeechInput>; skipped: Set<number> }> {
-  // TODO(issue 10 item 6): call the shared audio check (checkCorpusAudio in src/data or
-  // src/audio) here once it lands; until then the decode below is the check.
+  // This decode is the audio check of training (issue 10 item 6): every file is decoded (and
+  // cached) before the first step, so a broken file stops the run, or is left out, up front.
   const utts = corpus.utterances;
   const speech = new Map<number, SpeechInput>();
   const failed: { i: number; msg: string }[] = [];

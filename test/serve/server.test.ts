@@ -64,7 +64,7 @@ async function expectError(r: Response, status: number, code: string): Promise<E
   return b;
 }
 
-const post = (body: BodyInit, headers: Record<string, string> = {}) =>
+const post = (body: RequestInit['body'], headers: Record<string, string> = {}) =>
   fetch(`${url}/v1/predict`, { method: 'POST', body, headers });
 const json = (v: unknown) => post(JSON.stringify(v), { 'content-type': 'application/json' });
 

@@ -116,6 +116,9 @@ export async function resolveRun(
   if (opts.corpus) overrides.corpus = opts.corpus;
   if (opts.fusion) overrides.head = { ...(overrides.head as object), fusion: opts.fusion };
   if (opts.model) overrides.train = { ...(overrides.train as object), model: opts.model };
+  // --skip-bad-audio (shared corpus option) is train.badAudio = skip: the audio is decoded
+  // once before training starts either way (loadSpeech), failures counted in the report.
+  if (opts.skipBadAudio) overrides.train = { ...(overrides.train as object), badAudio: 'skip' };
   let config = loadConfig(ctx.configPath, overrides);
   if (preset)
     ctx.log.info('using the built-in demo settings (experiments/demo.yaml); --config replaces them');

@@ -19,6 +19,7 @@ import { registerEncoder } from './encoder.js';
 import { registerGrid } from './grid.js';
 import { registerAblate } from './ablate.js';
 import { registerPretrain } from './pretrain.js';
+import { registerServe } from './serve.js';
 
 export interface CliCommand {
   /** The top-level command name, as typed after `lemer`. */
@@ -42,4 +43,5 @@ export const COMMANDS: CliCommand[] = [
   { name: 'grid', register: registerGrid },
   { name: 'ablate', register: registerAblate },
   { name: 'pretrain', register: registerPretrain },
+  { name: 'serve', register: registerServe },
 ];
