@@ -67,7 +67,7 @@ export class InferencePool {
     // Under tsx (tests) a worker's entry file is not run through tsx's loader: register it first.
     const worker = file.pathname.endsWith('.ts')
       ? new Worker(
-          `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(file.href)}); });`,
+          `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(file.href)}); });`,
           { eval: true, workerData: init },
         )
       : new Worker(file, { workerData: init });
