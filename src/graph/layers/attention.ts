@@ -9,7 +9,9 @@
  * (`attention.output.LayerNorm`) and the hidden dropout belong to the encoder layer.
  */
 import type { Tensor } from '../graph.js';
-import { fmtShape } from '../shape.js';
+import { derivedDim, fmtShape } from '../shape.js';
+import * as ops from '../ops/index.js';
+import { node1, shapeOf } from '../ops/util.js';
 import { add, dropout, matmul, mul, reshape, softmax, transpose, unsqueeze, where } from '../ops/index.js';
 import { linear } from './linear.js';
 import { dimsMatch, keepMask, lowestFinite } from './pooling.js';
@@ -265,4 +267,33 @@ export function relativePositionBucket(
       out[i * kLen + j] = BigInt(bucket);
     }
   return out;
+}
+
+/**
+ * Transformer-XL's relative shift, shared by the conformer variants (wav2vec2-conformer's
+ * relative attention, lemer's log-mel conformer): x [B, H, T, 2T-1] (column c = relative
+ * position T-1-c) -> [B, H, T, T] with out[i, j] = x[i, j + T-1-i] (position i - j). Pad a
+ * zero column on the left, view as [2T, T], drop the first row, view back, keep T columns.
+ */
+export function relativeShift(x: Tensor): Tensor {
+  const g = x.graph;
+  const s = shapeOf(x);
+  const [b, h, t, w] = [0, 1, 2, 3].map((a) =>
+    node1(g, 'Gather', [s, g.int64s([a])], 'int64', [1], { axis: 0 }),
+  );
+  const padded = ops.pad(x, [0, 0, 0, 1, 0, 0, 0, 0]); // [B, H, T, 2T]
+  const tall = node1(g, 'Reshape', [padded, ops.concat([b, h, ops.add(w, 1), t], 0)], x.dtype, [
+    x.shape[0],
+    x.shape[1],
+    derivedDim('shift'),
+    x.shape[2],
+  ]);
+  const dropped = ops.slice(tall, [1], [2 ** 62], [2]);
+  const back = node1(g, 'Reshape', [dropped, s], x.dtype, x.shape);
+  return node1(g, 'Slice', [back, g.int64s([0]), t, g.int64s([3]), g.int64s([1])], x.dtype, [
+    x.shape[0],
+    x.shape[1],
+    x.shape[2],
+    x.shape[2],
+  ]);
 }

@@ -31,7 +31,6 @@ export {
   conformerFrameLengths,
   conv2dStride2,
   relPositionEmbeddings,
-  relativeShift,
   type ConformerBuildOptions,
   type ConformerOutput,
 } from './modeling.js';

@@ -26,7 +26,11 @@ import { conv1dLayer } from '../../graph/layers/conv.js';
 import { batchNorm1d, layerNormLayer } from '../../graph/layers/norm.js';
 import { linear } from '../../graph/layers/linear.js';
 import { glu, silu } from '../../graph/layers/activations.js';
-import { CONFORMER_ATTENTION_NAMES, multiHeadAttention } from '../../graph/layers/attention.js';
+import {
+  CONFORMER_ATTENTION_NAMES,
+  multiHeadAttention,
+  relativeShift,
+} from '../../graph/layers/attention.js';
 import type { EncoderOutput } from '../encoder.js';
 import { type ConformerArch, halve } from './config.js';
 
@@ -134,32 +138,6 @@ export function relPositionEmbeddings(h: Tensor, d: number): Tensor {
   const sin = node1(g, 'Sin', [angles], h.dtype, angles.shape);
   const cos = node1(g, 'Cos', [angles], h.dtype, angles.shape);
   return ops.reshape(ops.concat([ops.unsqueeze(sin, 2), ops.unsqueeze(cos, 2)], 2), [0, d]);
-}
-
-/**
- * x [B, H, T, 2T-1] (column c = relative position T-1-c) -> [B, H, T, T] with
- * out[i, j] = x[i, j + T-1-i] (position i - j): Transformer-XL's shift (pad a zero
- * column on the left, view as [2T, T], drop the first row, view back, keep T columns).
- */
-export function relativeShift(x: Tensor): Tensor {
-  const g = x.graph;
-  const s = shapeOf(x);
-  const [b, h, t, w] = [0, 1, 2, 3].map((a) => dimOf(x, a));
-  const padded = ops.pad(x, [0, 0, 0, 1, 0, 0, 0, 0]); // [B, H, T, 2T]
-  const tall = node1(g, 'Reshape', [padded, ops.concat([b, h, ops.add(w, 1), t], 0)], x.dtype, [
-    x.shape[0],
-    x.shape[1],
-    derivedDim('shift'),
-    x.shape[2],
-  ]);
-  const dropped = ops.slice(tall, [1], [2 ** 62], [2]);
-  const back = node1(g, 'Reshape', [dropped, s], x.dtype, x.shape);
-  return node1(g, 'Slice', [back, g.int64s([0]), t, g.int64s([3]), g.int64s([1])], x.dtype, [
-    x.shape[0],
-    x.shape[1],
-    x.shape[2],
-    x.shape[2],
-  ]);
 }
 
 /** (q + u) k^T + shift((q + v) (W_pos pe)^T), inside the attention's scope (the 1/sqrt(dh) follows there). */

@@ -19,8 +19,7 @@
  */
 import type { Graph, Tensor } from '../../graph/graph.js';
 import * as ops from '../../graph/ops/index.js';
-import { node1, shapeOf } from '../../graph/ops/util.js';
-import { derivedDim } from '../../graph/shape.js';
+import { node1 } from '../../graph/ops/util.js';
 import { conv1dLayer, weightNormConv1d } from '../../graph/layers/conv.js';
 import { batchNorm1d, groupNorm, layerNormLayer } from '../../graph/layers/norm.js';
 import { embedding, linear } from '../../graph/layers/linear.js';
@@ -31,6 +30,7 @@ import {
   WAV2VEC2_ATTENTION_NAMES,
   multiHeadAttention,
   relativePositionBucket,
+  relativeShift,
 } from '../../graph/layers/attention.js';
 import type { EncoderOutput } from '../encoder.js';
 import type { Wav2Vec2Activation, Wav2Vec2Arch } from './config.js';
@@ -289,29 +289,6 @@ function relativeScores(arch: Wav2Vec2Arch, pe: Tensor): (q: Tensor, k: Tensor) 
     const bd = relativeShift(ops.matmul(ops.add(q, v), p)); // [B, H, T, T]
     return ops.add(ac, bd.withShape(ac.shape));
   };
-}
-
-/** out[i, j] = x[i, j + T - 1 - i] for x [B, H, T, 2T-1]: pad, re-view, drop a row (HF's shift). */
-function relativeShift(x: Tensor): Tensor {
-  const g = x.graph;
-  const s = shapeOf(x);
-  const dim = (a: number) => node1(g, 'Gather', [s, g.int64s([a])], 'int64', [1], { axis: 0 });
-  const [b, h, t, w] = [0, 1, 2, 3].map(dim);
-  const padded = ops.pad(x, [0, 0, 0, 1, 0, 0, 0, 0]); // [B, H, T, 2T]
-  const tall = node1(g, 'Reshape', [padded, ops.concat([b, h, ops.add(w, 1), t], 0)], x.dtype, [
-    x.shape[0],
-    x.shape[1],
-    derivedDim('shift'),
-    x.shape[2],
-  ]);
-  const dropped = ops.slice(tall, [1], [2 ** 62], [2]);
-  const back = node1(g, 'Reshape', [dropped, s], x.dtype, x.shape);
-  return node1(g, 'Slice', [back, g.int64s([0]), t, g.int64s([3]), g.int64s([1])], x.dtype, [
-    x.shape[0],
-    x.shape[1],
-    x.shape[2],
-    x.shape[2],
-  ]);
 }
 
 /** Wav2Vec2ConformerRotaryPositionalEmbedding: cos and sin [T, 1, dh] for the run-time length. */
