@@ -4,8 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../../src/cli/program.js';
-import { decodeAudioFile } from '../../src/audio/decode.js';
-import { exportedTinyModel, tone, wavBytes } from './helpers.js';
+import { SPEECH_WAV, exportedTinyModel, speechUtterance, tone, wavBytes } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'lemer-predict-cli-'));
 test.after(() => rmSync(work, { recursive: true, force: true }));
@@ -64,12 +63,15 @@ test('lemer predict: many files batched, no transcript (speech alone, said so)',
   assert.ok(rows.every((x) => x.method === 'speech-label-attention' && x.modality === 'speech'));
 });
 
-test('lemer predict --segment: start and end per segment, JSON Lines and a timeline', async () => {
+test('lemer predict --segment: start and end per segment, JSON Lines and a timeline', async (t) => {
+  const u = await speechUtterance();
+  if (!u) {
+    t.skip(`shared EmoDB absent (${SPEECH_WAV})`);
+    return;
+  }
   const { dir } = await exportedTinyModel();
-  const u = (await decodeAudioFile(join(import.meta.dirname, 'fixtures', 'espeak-utterance.wav')))
-    .channels[0];
   const rate = 22050;
-  const x = new Float32Array(rate * 5);
+  const x = new Float32Array(rate * 6); // two 1.9 s utterances at 1 s and 3.2 s
   x.set(u, rate);
   x.set(u, Math.round(rate * 3.2));
   const long = join(work, 'long.wav');

@@ -3,9 +3,11 @@
  * handful of synthetic utterances (a low or high tone with a matching word), then exported:
  * tests of export, load and predict do not depend on `lemer cv`.
  */
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { decodeAudioFile } from '../../src/audio/decode.js';
+import { resample } from '../../src/audio/resample.js';
 import { cmvn, logMel } from '../../src/audio/logmel.js';
 import type { Graph, Tensor } from '../../src/graph/graph.js';
 import * as ops from '../../src/graph/ops/index.js';
@@ -196,4 +198,15 @@ export function exportedTinyModel(opts: { quantize?: boolean } = {}): Promise<Ex
     cached = p;
   }
   return cached;
+}
+
+/**
+ * Real speech for the voice-activity tests: an EmoDB recording from the shared data (the
+ * project ships no corpus audio), resampled to 22.05 kHz so that the tests also cover an odd
+ * rate. null where the shared data is absent (the caller skips).
+ */
+export const SPEECH_WAV = resolve('../shared/data/emodb/wav/03a01Fa.wav');
+export async function speechUtterance(): Promise<Float32Array | null> {
+  if (!existsSync(SPEECH_WAV)) return null;
+  return resample((await decodeAudioFile(SPEECH_WAV)).channels[0], 16000, 22050);
 }
