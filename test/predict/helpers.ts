@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { decodeAudioFile } from '../../src/audio/decode.js';
 import { resample } from '../../src/audio/resample.js';
+import { encodeWav } from '../audio/helpers.js';
 import { cmvn, logMel } from '../../src/audio/logmel.js';
 import type { Graph, Tensor } from '../../src/graph/graph.js';
 import * as ops from '../../src/graph/ops/index.js';
@@ -44,26 +45,11 @@ export function tone(hz: number, seconds: number, rate = 16000, seed = 1): Float
 
 /** A 16-bit PCM WAV file's bytes. */
 export function wavBytes(samples: Float32Array, rate: number, channels = 1): Uint8Array {
-  const n = samples.length;
-  const out = new Uint8Array(44 + 2 * n);
-  const v = new DataView(out.buffer);
-  const ascii = (o: number, s: string) => [...s].forEach((c, i) => (out[o + i] = c.charCodeAt(0)));
-  ascii(0, 'RIFF');
-  v.setUint32(4, 36 + 2 * n, true);
-  ascii(8, 'WAVE');
-  ascii(12, 'fmt ');
-  v.setUint32(16, 16, true);
-  v.setUint16(20, 1, true);
-  v.setUint16(22, channels, true);
-  v.setUint32(24, rate, true);
-  v.setUint32(28, rate * 2 * channels, true);
-  v.setUint16(32, 2 * channels, true);
-  v.setUint16(34, 16, true);
-  ascii(36, 'data');
-  v.setUint32(40, 2 * n, true);
-  for (let i = 0; i < n; i++)
-    v.setInt16(44 + 2 * i, Math.max(-32768, Math.min(32767, Math.round(samples[i] * 32768))), true);
-  return out;
+  const frames = samples.length / channels;
+  const chans = Array.from({ length: channels }, (_, c) =>
+    Float32Array.from({ length: frames }, (_, i) => samples[i * channels + c]),
+  );
+  return encodeWav(chans, rate, 'pcm16');
 }
 
 const TEXTS = ['the low hum', 'a deep low sound', 'the high whistle', 'a bright high sound'];

@@ -5,32 +5,22 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { encodeWav } from '../audio/helpers.js';
 
 export const TINY_LABELS = ['hi', 'lo'] as const;
 
 /** A mono 16-bit PCM WAV of a tone with a little seeded noise. */
 export function writeToneWav(path: string, hz: number, seconds: number, seed: number, rate = 16000): void {
   const n = Math.round(seconds * rate);
-  const b = Buffer.alloc(44 + 2 * n);
-  b.write('RIFF', 0, 'ascii');
-  b.writeUInt32LE(36 + 2 * n, 4);
-  b.write('WAVEfmt ', 8, 'ascii');
-  b.writeUInt32LE(16, 16);
-  b.writeUInt16LE(1, 20);
-  b.writeUInt16LE(1, 22);
-  b.writeUInt32LE(rate, 24);
-  b.writeUInt32LE(rate * 2, 28);
-  b.writeUInt16LE(2, 32);
-  b.writeUInt16LE(16, 34);
-  b.write('data', 36, 'ascii');
-  b.writeUInt32LE(2 * n, 40);
+  const x = new Float32Array(n);
   let s = seed >>> 0 || 1;
   for (let i = 0; i < n; i++) {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     const noise = (s / 2 ** 32 - 0.5) * 600;
-    b.writeInt16LE(Math.round(6000 * Math.sin((2 * Math.PI * hz * i) / rate) + noise), 44 + 2 * i);
+    // Whole 16-bit steps, so that the PCM encoding keeps them exactly.
+    x[i] = Math.round(6000 * Math.sin((2 * Math.PI * hz * i) / rate) + noise) / 32768;
   }
-  writeFileSync(path, b);
+  writeFileSync(path, encodeWav([x], rate, 'pcm16'));
 }
 
 const WORDS = {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { encodeWav } from '../../audio/helpers.js';
 import type { FoldLabels } from '../../../src/cli/commands/labels.js';
 import { runCli } from '../../../src/cli/program.js';
 
@@ -23,25 +24,13 @@ async function lemer(...args: string[]): Promise<{ code: number; stdout: string;
 /** A mono 16-bit WAV: a tone at `freq` Hz. */
 function writeWav(path: string, seconds: number, freq: number, rate = 16000): void {
   const n = Math.round(seconds * rate);
-  const b = Buffer.alloc(44 + 2 * n);
-  b.write('RIFF', 0, 'ascii');
-  b.writeUInt32LE(36 + 2 * n, 4);
-  b.write('WAVEfmt ', 8, 'ascii');
-  b.writeUInt32LE(16, 16);
-  b.writeUInt16LE(1, 20);
-  b.writeUInt16LE(1, 22);
-  b.writeUInt32LE(rate, 24);
-  b.writeUInt32LE(rate * 2, 28);
-  b.writeUInt16LE(2, 32);
-  b.writeUInt16LE(16, 34);
-  b.write('data', 36, 'ascii');
-  b.writeUInt32LE(2 * n, 40);
+  const x = new Float32Array(n);
   for (let i = 0; i < n; i++)
-    b.writeInt16LE(
-      Math.round(3000 * Math.sin((2 * Math.PI * freq * i) / rate) + 300 * Math.sin(i * 0.37 * (1 + (i % 7)))),
-      44 + 2 * i,
-    );
-  writeFileSync(path, b);
+    x[i] =
+      Math.round(
+        3000 * Math.sin((2 * Math.PI * freq * i) / rate) + 300 * Math.sin(i * 0.37 * (1 + (i % 7))),
+      ) / 32768;
+  writeFileSync(path, encodeWav([x], rate, 'pcm16'));
 }
 
 // Two sessions; each class has two utterances per session. Session s2's texts hold words
