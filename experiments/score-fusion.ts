@@ -2,17 +2,27 @@
 // and the speech model's test logits, fold by fold, scored as `lemer cv --model score-fusion`
 // does (which trains the same two models again: with the same config and seed the fold
 // results are the same, so this saves the second training). Folds found in both runs only.
-//   npx tsx experiments/score-fusion.ts <text cv folder> <speech cv folder> [--json out.json]
+// --weighting validation-ua | temperature weights each model's logits by what its validation
+// part shows (src/train/score-fusion.ts; not the paper's score fusion, which is `none`).
+//   npx tsx experiments/score-fusion.ts <text cv folder> <speech cv folder> [--weighting none] [--json out.json]
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { summarizeFolds } from '../src/eval/metrics.js';
 import type { FoldResult } from '../src/train/cv.js';
 import { writeFileAtomic } from '../src/util/fs.js';
+import { fuseScores, type ScoreFusionWeighting } from '../src/train/score-fusion.js';
 
-const [textDir, speechDir] = process.argv.slice(2);
-const jsonOut = process.argv.includes('--json') ? process.argv[process.argv.indexOf('--json') + 1] : null;
-if (!textDir || !speechDir) {
-  console.error('usage: score-fusion.ts <text cv folder> <speech cv folder> [--json out.json]');
+const args = process.argv.slice(2);
+const flag = (name: string): string | null =>
+  args.includes(name) ? (args[args.indexOf(name) + 1] ?? null) : null;
+const jsonOut = flag('--json');
+const weighting = (flag('--weighting') ?? 'none') as ScoreFusionWeighting;
+const positional = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--')));
+const [textDir, speechDir] = positional;
+if (!textDir || !speechDir || !['none', 'validation-ua', 'temperature'].includes(weighting)) {
+  console.error(
+    'usage: score-fusion.ts <text cv folder> <speech cv folder> [--weighting none|validation-ua|temperature] [--json out.json]',
+  );
   process.exit(2);
 }
 const read = (dir: string): Map<string, FoldResult> => {
@@ -34,21 +44,41 @@ const rows = folds.map((f) => {
   const s = speech.get(f)!;
   if (t.ids.join() !== s.ids.join()) throw new Error(`fold ${f}: the two runs tested different utterances`);
   if (t.labels.join() !== s.labels.join()) throw new Error(`fold ${f}: different label sets`);
-  const yPred = t.logits.map((row, i) => {
-    const sum = row.map((v, j) => v + s.logits[i][j]);
-    return sum.indexOf(Math.max(...sum));
-  });
-  return { name: f, yTrue: t.yTrue, yPred };
+  const valid = (r: FoldResult, dir: string) => {
+    const v = r.fits[0]?.valid;
+    if (!v && weighting !== 'none')
+      throw new Error(
+        `${dir}, fold ${f}: the result holds no validation logits (a run made before they were kept): rerun it`,
+      );
+    return v;
+  };
+  const fused = fuseScores(
+    [
+      { test: t.logits, valid: valid(t, textDir) },
+      { test: s.logits, valid: valid(s, speechDir) },
+    ],
+    weighting,
+    t.labels.length,
+  );
+  const yPred = fused.logits.map((row) => row.indexOf(Math.max(...row)));
+  return { name: f, yTrue: t.yTrue, yPred, factors: fused.factors };
 });
 const labels = text.get(folds[0])!.labels;
 const sum = summarizeFolds(rows, labels);
 const pct = (x: number) => Math.round(x * 1e4) / 100;
 const result = {
   model: 'score-fusion',
+  weighting,
   text: textDir,
   speech: speechDir,
   labels,
-  folds: sum.folds.map((f, i) => ({ name: folds[i], wa: pct(f.wa), ua: pct(f.ua), n: rows[i].yTrue.length })),
+  folds: sum.folds.map((f, i) => ({
+    name: folds[i],
+    wa: pct(f.wa),
+    ua: pct(f.ua),
+    n: rows[i].yTrue.length,
+    factors: rows[i].factors,
+  })),
   mean: { wa: pct(sum.mean.wa), ua: pct(sum.mean.ua) },
   pooled: { wa: pct(sum.pooled.wa), ua: pct(sum.pooled.ua), n: sum.pooled.n },
 };

@@ -198,8 +198,16 @@ export const trainSchema = z
     epochs: posInt.default(30),
     /** Stop after this many validations without a better validation UA; null = never stop early. */
     patience: posInt.nullable().default(5),
+    /** Test weights: the average of the N best validation checkpoints (1 = the best one; ESPnet's avg-num). */
+    averageBest: posInt.default(1),
     /** Share of each fold's training utterances held out (seeded) for early stopping and the best checkpoint. */
     validFraction: z.number().gt(0).lt(1).default(0.1),
+    /**
+     * What the validation part is drawn by: single utterances (default), or whole speakers /
+     * sessions of the training part (a share validFraction of them, at least one), so that
+     * early stopping foresees an unseen speaker as the test fold is one.
+     */
+    validBy: z.enum(['utterance', 'speaker', 'session']).default('utterance'),
     /** Warm-up as a share of the run's updates (small data); null = optim.warmupSteps. */
     warmupFraction: z.number().min(0).max(1).nullable().default(null),
     /** Validate every this many epochs. */
@@ -223,6 +231,57 @@ export const trainSchema = z
     /** Speech codes from k-means (encoders without a quantizer): number of clusters over the training fold's frames. Our choice. */
     speechCodes: posInt.default(256),
     inPlace: z.strictObject({ text: inPlaceTextSchema, speech: inPlaceSpeechSchema }).prefault({}),
+  })
+  .prefault({});
+
+/**
+ * 2nd-stage pretraining (paper 3.2, SPEC "2nd stage pretraining") as a step of `lemer cv`:
+ * per fold, wav2vec 2.0-style self-supervised training of the speech encoder on that fold's
+ * training audio only (src/pretrain), saved in the fold's folder; fine-tuning starts from it.
+ */
+export const pretrainSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    /** Updates (our choice: the paper gives none). */
+    steps: posInt.default(1000),
+    batchSize: posInt.default(8),
+    /** Peak learning rate (AdamW, linear warm-up then linear decay). */
+    lr: posNum.default(5e-4),
+    /** Warm-up updates; null = a tenth of the steps. */
+    warmupSteps: nonNegInt.nullable().default(null),
+    /** Longer utterances are cut to this. */
+    maxSeconds: posNum.default(15),
+    /** Share of encoder frames masked before span overlaps (wav2vec 2.0: 0.65). */
+    maskProb: z.number().gt(0).max(1).default(0.65),
+    /** Span length in encoder frames; null = 5 for the conformer (40 ms frames), 10 for wav2vec2. */
+    maskLength: posInt.nullable().default(null),
+    /** Negatives per masked frame; null = the encoder config's num_negatives (100). */
+    numNegatives: posInt.nullable().default(null),
+    /**
+     * The quantiser of an in-place conformer (train.inPlace.speech.kind conformer), which has
+     * no config.json of its own: groups G, entries per group V, code-vector size D (and the
+     * projection of the contrastive loss). Folders use their config's values.
+     */
+    quantizer: z
+      .strictObject({
+        groups: posInt.default(2),
+        perGroup: posInt.default(320),
+        dim: posInt.default(256),
+        projDim: posInt.default(256),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+/** Score fusion of two unimodal models (Table 2): how their logits are weighted before the sum. */
+export const scoreFusionSchema = z
+  .strictObject({
+    /**
+     * none: the plain sum (paper); validation-ua: each model's logits times its validation UA
+     * above chance (normalised over the two); temperature: each model's logits divided by a
+     * temperature fitted on the validation part (least NLL).
+     */
+    weighting: z.enum(['none', 'validation-ua', 'temperature']).default('none'),
   })
   .prefault({});
 
@@ -251,6 +310,8 @@ export const configSchema = z.strictObject({
   optim: optimSchema,
   runtime: runtimeSchema,
   train: trainSchema,
+  pretrain: pretrainSchema,
+  scoreFusion: scoreFusionSchema,
   encoders: z
     .strictObject({
       text: encoderSchema(false),

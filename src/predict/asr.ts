@@ -6,7 +6,7 @@
  * onnxruntime-node lemer uses, with remote downloads switched off. Tests inject their own.
  */
 import { existsSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
 export interface Transcriber {
   /** Where the transcript comes from, for the output (e.g. "whisper-onnx:/models/whisper-tiny"). */
@@ -69,10 +69,11 @@ export async function whisperTranscriber(folder: string, opts: WhisperOptions = 
   const tr = await import('@huggingface/transformers');
   tr.env.allowRemoteModels = false;
   tr.env.allowLocalModels = true;
-  tr.env.localModelPath = dirname(dir) + '/';
+  // The absolute path as the model id: transformers.js reads a path that is no Hub id as
+  // it is (and keys what it loaded by id, so two folders of the same name never mix).
   let pipe: Awaited<ReturnType<typeof tr.pipeline<'automatic-speech-recognition'>>>;
   try {
-    pipe = await tr.pipeline('automatic-speech-recognition', basename(dir), {
+    pipe = await tr.pipeline('automatic-speech-recognition', dir, {
       local_files_only: true,
       dtype: dtype as 'fp32',
       device: 'cpu',

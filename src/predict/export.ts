@@ -127,7 +127,8 @@ export function writeModelFolder(spec: ExportSpec, out: string, opts: ExportOpti
   for (const [n, t] of spec.params.entries()) if (g.params.has(n)) weights[n] = t;
   files.set('model.safetensors', safetensorsBytes(weights, { format: 'pt', source: 'lemer export' }));
   const labelEmb = Object.fromEntries(
-    Object.entries(weights).filter(([n]) => n.startsWith('head.label_embeddings.')),
+    // Score fusion: each model's under its scope (text_model.head.label_embeddings.text, ...).
+    Object.entries(weights).filter(([n]) => /(^|\.)head\.label_embeddings\./.test(n)),
   );
 
   const manifest: ModelManifest = {
@@ -191,6 +192,16 @@ export function writeModelFolder(spec: ExportSpec, out: string, opts: ExportOpti
       inputs: inputsOf(sg),
       outputs: keep,
     };
+  }
+  // Score fusion without a transcript: the speech model's own prediction.
+  if (spec.kind === 'score-fusion' && outputs.includes('speech_probs')) {
+    const keep = ['speech_probs', 'speech_label_attention', 'speech_mask'].filter((o) => outputs.includes(o));
+    const sg = buildInferGraph(spec, keep);
+    if (sg.inputs.some((t) => t.name.startsWith('text.')))
+      throw new Error('export: the speech model depends on text inputs; cannot cut a speech-only graph');
+    files.set('speech.onnx', toOnnx(sg, { docString: `${doc}: the speech model only` }));
+    manifest.files.speechGraph = 'speech.onnx';
+    manifest.speechOnly = { method: 'speech-model', temperature: 1, inputs: inputsOf(sg), outputs: keep };
   }
   let int8: QuantizeSummary | undefined;
   if (opts.quantize === 'int8') {

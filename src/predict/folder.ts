@@ -22,7 +22,8 @@ export const MODEL_FORMAT = 'lemer-model';
 export const MODEL_FORMAT_VERSION = 1;
 export const MANIFEST_FILE = 'lemer-model.json';
 
-export type ModelKind = 'lemer' | 'text' | 'speech';
+/** `score-fusion`: a text and a speech model side by side, their logits summed (needs both inputs, as lemer). */
+export type ModelKind = 'lemer' | 'text' | 'speech' | 'score-fusion';
 
 export interface InputSpec {
   dtype: string;
@@ -64,16 +65,20 @@ export interface ModelManifest {
   speech?: FrontEndSpec;
   /** How audio without a transcript is classified, when it can be. */
   speechOnly?: {
-    method: 'speech-label-attention';
     /**
-     * The speech branch's p_g^s: the graph's `speech_label_probs` output where it has one,
-     * else softmax(temperature * masked mean over frames of G_s).
+     * `speech-label-attention` (LE-MER): the speech branch's p_g^s, the graph's
+     * `speech_label_probs` output where it has one, else softmax(temperature * masked mean
+     * over frames of G_s). `speech-model` (score fusion): the speech model's own
+     * prediction, the graph's `speech_probs`.
      */
+    method: 'speech-label-attention' | 'speech-model';
     temperature: number;
     inputs: Record<string, InputSpec>;
     outputs: string[];
   };
-  quantized?: { int8: { matmuls: number; bytes: number; accuracyChange?: number; speedup?: number } };
+  quantized?: {
+    int8: { matmuls: number; bytes: number; accuracyChange?: number; uaChange?: number; speedup?: number };
+  };
 }
 
 export class ModelFolderError extends Error {
@@ -93,9 +98,25 @@ export function readManifest(dir: string): ModelManifest {
     throw new ModelFolderError(
       `${file}: missing: ${dir} is not a lemer model folder (write one with 'lemer export <run> --out <dir>')`,
     );
+  return parseManifest(readFileSync(file, 'utf8'), file, (name) => {
+    const p = join(dir, name);
+    return existsSync(p) ? null : p;
+  });
+}
+
+/**
+ * Parses and checks a manifest's text (`file` names it in messages). `missing(name)` says
+ * where a file the manifest lists is absent (null: present); without it (a web page, whose
+ * fetches name what is missing) files are not checked here.
+ */
+export function parseManifest(
+  text: string,
+  file: string,
+  missing?: (name: string) => string | null,
+): ModelManifest {
   let m: ModelManifest;
   try {
-    m = JSON.parse(readFileSync(file, 'utf8')) as ModelManifest;
+    m = JSON.parse(text) as ModelManifest;
   } catch (err) {
     throw new ModelFolderError(`${file}: not valid JSON (${(err as Error).message})`);
   }
@@ -110,13 +131,12 @@ export function readManifest(dir: string): ModelManifest {
     );
   if (!Array.isArray(m.labels) || m.labels.length < 2)
     throw new ModelFolderError(`${file}: labels must list at least two classes`);
-  if (!['lemer', 'text', 'speech'].includes(m.kind))
+  if (!['lemer', 'text', 'speech', 'score-fusion'].includes(m.kind))
     throw new ModelFolderError(`${file}: unknown model kind ${JSON.stringify(m.kind)}`);
   for (const [key, name] of Object.entries(m.files ?? {})) {
-    if (typeof name !== 'string') continue;
-    const p = join(dir, name);
-    if (!existsSync(p))
-      throw new ModelFolderError(`${p}: missing (${MANIFEST_FILE} lists it as files.${key})`);
+    if (typeof name !== 'string' || !missing) continue;
+    const p = missing(name);
+    if (p !== null) throw new ModelFolderError(`${p}: missing (${MANIFEST_FILE} lists it as files.${key})`);
   }
   for (const need of ['graph', 'labels'] as const)
     if (!m.files?.[need]) throw new ModelFolderError(`${file}: files.${need} is missing`);

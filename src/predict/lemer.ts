@@ -14,11 +14,14 @@
  * (ONNX Runtime's Node binding runs each on the main thread anyway) and each call keeps its
  * own inputs and outputs.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { cmvn, logMel } from '../audio/logmel.js';
 import { tokenizerFromJson, type Encoded, type TextTokenizer } from '../text/tokenizer.js';
+import type { Corpus } from '../data/types.js';
+// Training's own text layout (history selection and encoding), so predictions see what training saw.
+import { encodeText } from '../train/data.js';
 import { readManifest, ModelFolderError, type InputSpec, type ModelManifest } from './folder.js';
 import { prepareAudio, prepareText, type AudioInput, type AudioLimits, type PreparedAudio } from './input.js';
 import type { Transcriber } from './asr.js';
@@ -31,6 +34,37 @@ export interface LoadOptions {
   threads?: number;
   /** Transcribes audio that comes without text (e.g. whisperTranscriber()). */
   transcriber?: Transcriber;
+  /** Where the folder's files come from (default: folderSource(dir), the file system). */
+  source?: ModelSource;
+}
+
+/**
+ * Where a model folder's files come from and how its graphs become sessions: the file
+ * system and onnxruntime-node (folderSource), or in a web page, the folder's URLs and
+ * onnxruntime-web (src/web/model-source.ts). Everything else in Lemer is the same code.
+ */
+export interface ModelSource {
+  /** The folder as Lemer.dir reports it (an absolute path, or a URL). */
+  readonly dir: string;
+  /** Where a file of the folder is, for messages. */
+  path(file: string): string;
+  /** The folder's manifest, read and checked. */
+  manifest(): Promise<ModelManifest>;
+  /** A file of the folder as text; null when it is absent. */
+  readText(file: string): Promise<string | null>;
+  /** An ONNX Runtime session for a graph file of the folder. */
+  session(file: string, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession>;
+}
+
+/** A model folder on the file system, run by onnxruntime-node. */
+export function folderSource(dir: string): ModelSource {
+  return {
+    dir: resolve(dir),
+    path: (file) => join(dir, file),
+    manifest: async () => readManifest(dir),
+    readText: async (file) => (existsSync(join(dir, file)) ? readFileSync(join(dir, file), 'utf8') : null),
+    session: (file, options) => ort.InferenceSession.create(join(dir, file), options),
+  };
 }
 
 export interface PredictInput {
@@ -65,7 +99,7 @@ export interface Prediction {
   /** What the prediction used: both modalities, or one. */
   modality: 'speech+text' | 'speech' | 'text';
   /** How it was computed when not the fused model's output. */
-  method: 'model' | 'speech-label-attention';
+  method: 'model' | 'speech-label-attention' | 'speech-model';
   note?: string;
   transcript?: { text: string; source: string };
   /** Label attention per token of the current utterance (models with label embeddings). */
@@ -108,9 +142,40 @@ const PREDICTION_OUTPUTS = [
   'text_label_attention',
   'speech_label_attention',
   'speech_label_probs',
+  'speech_probs',
   'text_mask',
   'speech_mask',
 ];
+
+/**
+ * The text input of one utterance exactly as training encodes it (src/train/data encodeText):
+ * the dialogue's previous turns (oldest first) cut to the model's history settings, then
+ * [CLS] history [SEP] current [SEP]. The context becomes a one-dialogue corpus for it.
+ */
+export function encodeWithContext(
+  tok: TextTokenizer,
+  text: string,
+  context: readonly string[],
+  opts: { maxTokens: number; history: number; labelScope: 'context' | 'current' },
+): Encoded {
+  const turns = [...context, text];
+  const corpus: Corpus = {
+    name: 'predict',
+    labels: [],
+    warnings: [],
+    utterances: turns.map((t, turn) => ({
+      id: `turn${turn}`,
+      audioPath: null,
+      text: t,
+      label: '',
+      speaker: '',
+      session: '',
+      dialogue: 'predict',
+      turn,
+    })),
+  };
+  return encodeText(corpus, context.length, tok, opts);
+}
 
 function softmax(xs: number[]): number[] {
   const m = Math.max(...xs);
@@ -141,6 +206,7 @@ function ortTensor(spec: InputSpec, data: Float32Array | number[], shape: number
 
 export class Lemer {
   private queue: Promise<unknown> = Promise.resolve();
+  private runSeconds = 0;
 
   private constructor(
     readonly dir: string,
@@ -155,7 +221,8 @@ export class Lemer {
 
   /** Loads a model folder written by `lemer export`; errors name the file and the problem. */
   static async load(dir: string, opts: LoadOptions = {}): Promise<Lemer> {
-    const m = readManifest(dir);
+    const source = opts.source ?? folderSource(dir);
+    const m = await source.manifest();
     const so: ort.InferenceSession.SessionOptions = {
       executionProviders: ['cpu'],
       graphOptimizationLevel: 'all',
@@ -173,10 +240,10 @@ export class Lemer {
     }
     const open = async (file: string) => {
       try {
-        return await ort.InferenceSession.create(join(dir, file), so);
+        return await source.session(file, so);
       } catch (err) {
         throw new ModelFolderError(
-          `${join(dir, file)}: ONNX Runtime cannot load it: ${(err as Error).message}`,
+          `${source.path(file)}: ONNX Runtime cannot load it: ${(err as Error).message}`,
         );
       }
     };
@@ -184,16 +251,18 @@ export class Lemer {
     const speechSession = m.files.speechGraph ? await open(m.files.speechGraph) : null;
     let tokenizer: TextTokenizer | null = null;
     if (m.files.tokenizer) {
-      const file = join(dir, m.files.tokenizer);
+      const file = source.path(m.files.tokenizer);
+      const text = await source.readText(m.files.tokenizer);
+      if (text === null) throw new ModelFolderError(`${file}: missing (${dir}/lemer-model.json lists it)`);
       let json: Record<string, unknown>;
       try {
-        json = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+        json = JSON.parse(text) as Record<string, unknown>;
       } catch (err) {
         throw new ModelFolderError(`${file}: not valid JSON (${(err as Error).message})`);
       }
       let config: Record<string, unknown> = {};
       try {
-        config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')) as Record<
+        config = JSON.parse((await source.readText('tokenizer_config.json')) ?? '{}') as Record<
           string,
           unknown
         >;
@@ -205,9 +274,14 @@ export class Lemer {
     for (const name of Object.keys(m.inputs))
       if (!session.inputNames.includes(name))
         throw new ModelFolderError(
-          `${join(dir, graphFile)}: has no input '${name}' that ${dir}/lemer-model.json lists`,
+          `${source.path(graphFile)}: has no input '${name}' that ${dir}/lemer-model.json lists`,
         );
-    return new Lemer(resolve(dir), m, session, speechSession, tokenizer, opts.transcriber ?? null, graphFile);
+    return new Lemer(source.dir, m, session, speechSession, tokenizer, opts.transcriber ?? null, graphFile);
+  }
+
+  /** Seconds spent in ONNX Runtime's session runs so far (graph time, without decoding and features). */
+  get sessionSeconds(): number {
+    return this.runSeconds;
   }
 
   get labels(): string[] {
@@ -284,8 +358,11 @@ export class Lemer {
       throw new Error(`${name ?? 'input'}: this is a text model: give the transcript (text)`);
     if (kind === 'speech' && !useSpeech)
       throw new Error(`${name ?? 'input'}: this is a speech model: give audio`);
-    if (kind === 'lemer') {
-      if (!audio) throw new Error(`${name ?? 'input'}: this LE-MER model needs audio (and its transcript)`);
+    if (kind === 'lemer' || kind === 'score-fusion') {
+      if (!audio)
+        throw new Error(
+          `${name ?? 'input'}: this ${kind === 'lemer' ? 'LE-MER' : 'score-fusion'} model needs audio (and its transcript)`,
+        );
       if (!useText) {
         if (!this.speechSession)
           throw new Error(
@@ -295,15 +372,14 @@ export class Lemer {
         useText = false;
         useSpeech = true;
         note =
-          'speech alone: no transcript, so the class comes from the speech branch (softmax of the mean label-frame attention, p_g^s)';
+          this.manifest.speechOnly?.method === 'speech-model'
+            ? "speech alone: no transcript, so the class comes from the score-fusion model's speech model alone"
+            : 'speech alone: no transcript, so the class comes from the speech branch (softmax of the mean label-frame attention, p_g^s)';
       }
     }
     const enc =
       useText && this.tokenizer && text !== null
-        ? this.tokenizer.encode(text, {
-            history: input.context ?? [],
-            maxLength: this.manifest.text!.maxTokens,
-          })
+        ? encodeWithContext(this.tokenizer, text, input.context ?? [], this.manifest.text!)
         : undefined;
     if (enc && text !== null) {
       const n = this.tokenizer!.countTokens(text);
@@ -408,13 +484,21 @@ export class Lemer {
 
   private async runBatch(batch: Prepared[]): Promise<Prediction[]> {
     const labels = this.manifest.labels;
-    const speechAlone = batch[0].useSpeech && !batch[0].useText && this.kind === 'lemer';
+    const speechAlone =
+      batch[0].useSpeech && !batch[0].useText && (this.kind === 'lemer' || this.kind === 'score-fusion');
     const session = speechAlone ? this.speechSession! : this.session;
     const specs = speechAlone ? this.manifest.speechOnly!.inputs : this.manifest.inputs;
     const feeds = this.feeds(batch, specs);
     // Only what a prediction reports (the graph's attention maps A_r, A_l stay inside).
     const fetch = PREDICTION_OUTPUTS.filter((n) => session.outputNames.includes(n));
-    const out = await this.exclusive(() => session.run(feeds, fetch));
+    const out = await this.exclusive(async () => {
+      const t0 = performance.now();
+      try {
+        return await session.run(feeds, fetch);
+      } finally {
+        this.runSeconds += (performance.now() - t0) / 1000;
+      }
+    });
     const maxFrames = batch[0].speech ? Math.max(...batch.map((p) => p.speech!.frames)) : 0;
     return batch.map((p, r) => {
       let probs: number[];
@@ -423,7 +507,11 @@ export class Lemer {
       const nFrames = Gs
         ? Lemer.validLength(sMask, r, Number(Gs.dims[1]), maxFrames ? p.speech!.frames / maxFrames : 1)
         : 0;
-      if (speechAlone && out.speech_label_probs) {
+      if (speechAlone && out.speech_probs) {
+        // Score fusion: the speech model's own softmax.
+        const C = labels.length;
+        probs = Array.from((out.speech_probs.data as Float32Array).subarray(r * C, (r + 1) * C), Number);
+      } else if (speechAlone && out.speech_label_probs) {
         const C = labels.length;
         probs = Array.from(
           (out.speech_label_probs.data as Float32Array).subarray(r * C, (r + 1) * C),
@@ -448,7 +536,7 @@ export class Lemer {
         label: labels[k],
         probs: Object.fromEntries(labels.map((l, j) => [l, probs[j]])),
         modality: p.useSpeech && p.useText ? 'speech+text' : p.useSpeech ? 'speech' : 'text',
-        method: speechAlone ? 'speech-label-attention' : 'model',
+        method: speechAlone ? (this.manifest.speechOnly?.method ?? 'speech-label-attention') : 'model',
         ...(p.note ? { note: p.note } : {}),
         ...(p.transcript ? { transcript: p.transcript } : {}),
         warnings: p.warnings,
@@ -530,7 +618,7 @@ export class Lemer {
       throw new Error(
         `${opts.name ?? 'audio'}: a text model needs a transcript per segment: give a transcriber (--asr)`,
       );
-    if (this.kind === 'lemer' && !this.transcriber && !this.speechSession)
+    if ((this.kind === 'lemer' || this.kind === 'score-fusion') && !this.transcriber && !this.speechSession)
       throw new Error(
         `${opts.name ?? 'audio'}: segments have no transcript, and this model has no speech-only path: give a transcriber (--asr)`,
       );

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostTensor, RuntimeOptions } from '../graph/runtime.js';
 import { ParameterStore } from '../graph/params.js';
-import { readSafetensors } from '../graph/safetensors.js';
+import { readSafetensors, SafetensorsFile } from '../graph/safetensors.js';
 import { Predictor } from '../graph/train.js';
 import type { Graph, Tensor } from '../graph/graph.js';
 import type { InputDecl } from '../graph/train.js';
@@ -120,4 +120,65 @@ export async function quantizerCodes(
     await p.release();
   }
   return { codes, numGroups: pcfg.num_codevector_groups, numVars: pcfg.num_codevectors_per_group };
+}
+
+/** The quantiser's code-vector table of a folder, where it has one (a pretraining checkpoint). */
+function codevectorTensor(dir: string): HostTensor | null {
+  const file = findHfWeightsFile(dir);
+  if (!file) return null;
+  if (file.endsWith('.safetensors') && !file.endsWith('.index.json')) {
+    const f = SafetensorsFile.open(file);
+    try {
+      return f.names.includes('quantizer.codevectors') ? f.read('quantizer.codevectors') : null;
+    } finally {
+      f.close();
+    }
+  }
+  return loadHfWeights(dir).tensors.get('quantizer.codevectors') ?? null;
+}
+
+/** Whether a speech encoder folder holds a quantiser (its codes can label frames). */
+export function hasQuantizer(dir: string): boolean {
+  return codevectorTensor(dir) !== null;
+}
+
+/** The codebook of a folder's quantiser: the code vector of a packed code, the G group entries concatenated. */
+export interface Codebook {
+  numGroups: number;
+  numVars: number;
+  /** D = G * (D / G). */
+  dim: number;
+  vectorOf(code: number): Float32Array;
+}
+
+export function quantizerCodebook(dir: string): Codebook {
+  const cfgPath = join(dir, 'config.json');
+  const pcfg = parsePretrainingConfig(JSON.parse(readFileSync(cfgPath, 'utf8')) as unknown, cfgPath);
+  const t = codevectorTensor(dir);
+  if (!t) throw new Error(`${dir}: no quantizer (quantizer.codevectors) to take codebook vectors from`);
+  const G = pcfg.num_codevector_groups;
+  const V = pcfg.num_codevectors_per_group;
+  const per = pcfg.codevector_dim / G;
+  if (t.shape.join() !== [1, G * V, per].join())
+    throw new Error(
+      `${dir}: quantizer.codevectors has shape [${t.shape}], config.json says [1, ${G * V}, ${per}]`,
+    );
+  const data = Float32Array.from(t.data as ArrayLike<number>);
+  return {
+    numGroups: G,
+    numVars: V,
+    dim: G * per,
+    vectorOf(code: number): Float32Array {
+      if (!(Number.isInteger(code) && code >= 0 && code < V ** G))
+        throw new Error(`${dir}: code ${code} is outside the codebook (0 .. ${V ** G - 1})`);
+      const out = new Float32Array(G * per);
+      let rest = code;
+      for (let g = G - 1; g >= 0; g--) {
+        const idx = rest % V;
+        rest = Math.floor(rest / V);
+        out.set(data.subarray((g * V + idx) * per, (g * V + idx + 1) * per), g * per);
+      }
+      return out;
+    },
+  };
 }

@@ -23,7 +23,13 @@ export class Metrics {
   private readonly latency = new Map<string, Histogram>();
   private readonly started = Date.now();
 
-  constructor(private readonly gauges: { queueDepth: () => number; queueMax: () => number }) {}
+  constructor(
+    private readonly gauges: {
+      queueDepth: () => number;
+      queueMax: () => number;
+      workerRestarts?: () => number;
+    },
+  ) {}
 
   /** One finished request: its route pattern, method, status and seconds. */
   observe(route: string, method: string, status: number, seconds: number): void {
@@ -76,6 +82,9 @@ export class Metrics {
     out.push('# HELP lemer_queue_capacity Predictions the queue holds before answering 503.');
     out.push('# TYPE lemer_queue_capacity gauge');
     out.push(`lemer_queue_capacity ${this.gauges.queueMax()}`);
+    out.push('# HELP lemer_worker_restarts_total Inference workers started again after a crash.');
+    out.push('# TYPE lemer_worker_restarts_total counter');
+    out.push(`lemer_worker_restarts_total ${this.gauges.workerRestarts?.() ?? 0}`);
     out.push('# HELP lemer_uptime_seconds Seconds since the server started.');
     out.push('# TYPE lemer_uptime_seconds gauge');
     out.push(`lemer_uptime_seconds ${(Date.now() - this.started) / 1000}`);

@@ -63,13 +63,18 @@ export function openApiDocument(
             '400': errorResponse(
               'A field is missing or malformed (invalid_json, invalid_utf8, missing_audio, ...)',
             ),
+            '408': errorResponse(
+              `The request (headers and body) was not complete after ${limits.requestTimeoutMs / 1000} s (request_timeout); the connection is closed`,
+            ),
             '413': errorResponse(
               `Too large: body over ${limits.maxBodyBytes} bytes, audio over ${limits.maxSeconds} s or text over ${limits.maxTextChars} characters`,
             ),
             '415': errorResponse('Content type other than multipart/form-data or application/json'),
             '422': errorResponse('The audio cannot be decoded (empty, truncated, not WAV/FLAC)'),
             '503': {
-              ...errorResponse('The work queue is full (queue_full) or the server is shutting down'),
+              ...errorResponse(
+                'The work queue is full (queue_full), the inference worker crashed during this prediction and is being restarted (worker_crashed), or the server is shutting down',
+              ),
               headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } },
             },
             '504': errorResponse(`The prediction took longer than ${limits.timeoutMs / 1000} s`),
@@ -84,7 +89,9 @@ export function openApiDocument(
               description: 'Serving',
               content: { 'application/json': { schema: { type: 'object' } } },
             },
-            '503': errorResponse('The inference worker is gone'),
+            '503': errorResponse(
+              'The inference worker is being restarted (worker_restarting), is gone (model_unavailable), or the server is shutting down',
+            ),
           },
         },
       },

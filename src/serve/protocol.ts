@@ -1,4 +1,5 @@
 /** Messages between the server and its inference worker (structured-clone data only). */
+import type { ModelKind } from '../predict/folder.js';
 import type { Prediction } from '../predict/lemer.js';
 
 export interface WorkerInit {
@@ -18,11 +19,13 @@ export type ToWorker =
       maxSeconds: number;
     }
   /** Keeps the worker busy for `ms` (tests and readiness probes of the queue). */
-  | { type: 'hold'; id: number; ms: number };
+  | { type: 'hold'; id: number; ms: number }
+  /** Throws an uncaught error in the worker (tests of the pool's restart). */
+  | { type: 'crash' };
 
 export interface ModelInfo {
   dir: string;
-  kind: 'lemer' | 'text' | 'speech';
+  kind: ModelKind;
   labels: string[];
   speechOnly: boolean;
   graphFile: string;

@@ -5,6 +5,7 @@
  * timeouts) are options with defaults fit for utterances.
  */
 import { readFileSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import { probeBytes } from '../predict/wav-stream.js';
@@ -27,7 +28,10 @@ export interface ServeLimits {
   maxQueue: number;
   /** A prediction that takes longer is answered 504. */
   timeoutMs: number;
-  /** A client that has not sent its whole request by then is cut off (Node's requestTimeout). */
+  /**
+   * A client that has not sent its whole request (headers and body) by then gets a 408 JSON
+   * error and its connection is closed (Node's requestTimeout, checked every second).
+   */
   requestTimeoutMs: number;
 }
 
@@ -269,15 +273,56 @@ export async function createServer(opts: ServeOptions): Promise<Server> {
     int8: opts.int8,
     threads: opts.threads,
     maxQueue: limits.maxQueue,
+    log,
   });
   const info = pool.info;
-  const metrics = new Metrics({ queueDepth: () => pool.depth, queueMax: () => pool.maxQueue });
+  const metrics = new Metrics({
+    queueDepth: () => pool.depth,
+    queueMax: () => pool.maxQueue,
+    workerRestarts: () => pool.restarts,
+  });
   const jsonLimit = Math.ceil((limits.maxBodyBytes * 4) / 3) + 8 * limits.maxTextChars + 64 * 1024;
   const app = Fastify({
     logger: false,
     bodyLimit: jsonLimit,
     requestTimeout: limits.requestTimeoutMs,
     connectionTimeout: limits.requestTimeoutMs + 5000,
+    // Node checks the request timeout every connectionsCheckingInterval (default 30 s): often
+    // enough that a stalled upload is answered near its deadline. headersTimeout may not
+    // exceed requestTimeout.
+    http: {
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, limits.requestTimeoutMs / 4)),
+      headersTimeout: Math.min(60_000, limits.requestTimeoutMs),
+    },
+    // A slow client (its request not complete by requestTimeout) or a malformed request that
+    // never reaches a route: answered here, on the socket, in the service's error format.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      let status = 400;
+      let code = 'bad_request';
+      let message = `the request cannot be parsed: ${err.message}`;
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        status = 408;
+        code = 'request_timeout';
+        message = `the request was not complete after ${limits.requestTimeoutMs / 1000} s (a slow or stalled upload): the connection is closed`;
+      } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+        status = 431;
+        code = 'headers_too_large';
+        message = 'the request headers are too large';
+      }
+      metrics.error(code);
+      metrics.observe('unmatched', '-', status, 0);
+      // A response already started on this socket cannot be followed by another one.
+      const res = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+      if (socket.writable && !res?.headersSent) {
+        const body = JSON.stringify(errorBody(code, message));
+        socket.write(
+          `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+            `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      }
+      socket.destroy(err);
+    },
     forceCloseConnections: 'idle',
     return503OnClosing: true,
   });
@@ -334,7 +379,10 @@ export async function createServer(opts: ServeOptions): Promise<Server> {
     if (closing) app.server.closeIdleConnections();
     done();
   });
-  app.setErrorHandler((err: FastifyError | HttpError, _req, reply) => {
+  app.setErrorHandler((err: FastifyError | HttpError, req, reply) => {
+    // The client error handler has answered (408) and closed the socket: the body reader's
+    // "aborted" error that follows is not another error to count or answer.
+    if (req.raw.socket?.destroyed) return;
     let status: number;
     let code: string;
     let message = err.message;
@@ -364,9 +412,10 @@ export async function createServer(opts: ServeOptions): Promise<Server> {
   });
 
   app.get('/healthz', async (_req, reply) => {
-    if (!pool.healthy) {
+    const problem = pool.problem;
+    if (problem) {
       void reply.code(503);
-      return errorBody('model_unavailable', 'the inference worker is not running');
+      return errorBody(problem.code, problem.message);
     }
     return {
       status: 'ok',
@@ -380,7 +429,14 @@ export async function createServer(opts: ServeOptions): Promise<Server> {
   });
   const doc = openApiDocument(limits, info.labels, packageVersion());
   app.get('/openapi.json', async () => doc);
-  app.post('/v1/predict', async (req): Promise<Prediction> => {
+  // The web page, its bundle, onnxruntime-web's WASM and the model's files (src/serve/web.ts).
+  await app.register((await import('./web.js')).webPage, { modelDir: info.dir });
+  // A full queue is answered before the body is read: shedding load costs no upload parsing.
+  const admit = async () => {
+    const refused = pool.refusal();
+    if (refused) throw refused;
+  };
+  app.post('/v1/predict', { onRequest: admit }, async (req): Promise<Prediction> => {
     let raw: RawInput;
     if (req.isMultipart()) raw = await fromMultipart(req);
     else if (req.body !== undefined) raw = fromJson(req.body, limits);

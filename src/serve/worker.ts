@@ -33,6 +33,12 @@ async function main(): Promise<void> {
   // Messages are handled in order; Lemer serialises its session runs anyway.
   let chain: Promise<void> = Promise.resolve();
   port.on('message', (m: ToWorker) => {
+    if (m.type === 'crash') {
+      setImmediate(() => {
+        throw new Error('crash requested (InferencePool.crashWorker)');
+      });
+      return;
+    }
     chain = chain.then(async () => {
       if (m.type === 'hold') {
         await new Promise((r) => setTimeout(r, m.ms));

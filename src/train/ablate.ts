@@ -7,8 +7,12 @@
  * - Table 1, text: A1 the text model without label embeddings or history; A2 + history;
  *   A3-A5 + history + label embeddings initialised random / label words / TF-IDF.
  * - Table 1, speech: B1 the speech model without label embeddings; B2 + 2nd-stage
- *   pretraining; B3-B5 + label embeddings initialised random / from the text label
- *   embeddings ("BERT") / codebook (speech codes).
+ *   pretraining (pretrain.enabled: per fold, on its training audio; pretrain.steps etc. as
+ *   the config says); B3-B5 + 2nd stage + label embeddings initialised random / from the
+ *   text label embeddings ("BERT": the transcripts' TF-IDF keywords through a text encoder,
+ *   projected to d_s) / codebook (speech codes: the pretrained quantiser's). Where the speech
+ *   encoder cannot be pretrained (the compact in-place encoder, HuBERT, WavLM) B2 is left out
+ *   and B3-B5 run without the 2nd stage.
  * - Table 2: score fusion of the two unimodal models with label embeddings (A5 + B5 settings),
  *   and LE-MER (C1). Table 3: fusion variants C1 constraint, C2 sum, C3 label-only, C4 vanilla.
  * "History" is the config's text.history, or 10 (the paper's) where the config has 0; on a
@@ -23,6 +27,7 @@ import { svgToPng } from '../eval/report.js';
 import { join } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import { codeVersion, configHash, type RunModel } from './cv.js';
+import { pretrainSource } from './pretrain-step.js';
 import {
   mdRow,
   runCells,
@@ -36,7 +41,7 @@ import {
 export type AblationTable = 1 | 2 | 3;
 
 /** What a row needs from the corpus and the code. */
-type Need = 'text' | 'speech' | 'history' | 'pretrain' | 'text-labels-in-speech';
+type Need = 'text' | 'speech' | 'history' | 'pretrain';
 
 export interface AblationRowSpec {
   /** The paper's system id (A1..A5, B1..B5, C1..C4) or SF / LE-MER (Table 2). */
@@ -55,6 +60,8 @@ export interface AblationRowSpec {
 }
 
 const HISTORY = Symbol('history');
+/** 2nd-stage pretraining where the speech encoder can have it (B3-B5 build on B2), else off. */
+const PRETRAIN = Symbol('pretrain');
 
 /** Every row of Tables 1-3, in the paper's order. */
 export const ABLATION_ROWS: readonly AblationRowSpec[] = [
@@ -96,7 +103,7 @@ export const ABLATION_ROWS: readonly AblationRowSpec[] = [
     table: 1,
     name: 'speech encoder',
     model: 'speech',
-    set: { 'train.labelEmbeddings': false },
+    set: { 'train.labelEmbeddings': false, 'pretrain.enabled': false },
     paper: { wa: 73.92, ua: 74.48 },
     needs: ['speech'],
   },
@@ -105,14 +112,15 @@ export const ABLATION_ROWS: readonly AblationRowSpec[] = [
     table: 1,
     name: '+ 2nd stage',
     model: 'speech',
-    set: { 'train.labelEmbeddings': false },
+    set: { 'train.labelEmbeddings': false, 'pretrain.enabled': true },
     paper: { wa: 75.73, ua: 76.44 },
     needs: ['speech', 'pretrain'],
   },
   ...(
     [
       ['B3', 'random', 'random init', 76.2, 76.8, []],
-      ['B4', 'bert', 'BERT embedding init', 76.48, 77.14, ['text-labels-in-speech']],
+      // The text label embeddings come from the corpus' transcripts through a text encoder.
+      ['B4', 'bert', 'BERT embedding init', 76.48, 77.14, ['text']],
       ['B5', 'codebook', 'codebook init', 76.74, 77.74, []],
     ] as const
   ).map(([id, init, what, wa, ua, more]): AblationRowSpec => ({
@@ -120,7 +128,7 @@ export const ABLATION_ROWS: readonly AblationRowSpec[] = [
     table: 1,
     name: `+ 2nd stage + LE (${what})`,
     model: 'speech',
-    set: { 'train.labelEmbeddings': true, 'speech.labelInit': init },
+    set: { 'train.labelEmbeddings': true, 'speech.labelInit': init, 'pretrain.enabled': PRETRAIN },
     paper: { wa, ua },
     needs: ['speech', ...more],
   })),
@@ -179,10 +187,7 @@ const WHY: Record<Need, string> = {
   text: 'the corpus has no transcripts',
   speech: 'the corpus has no audio',
   history: 'the corpus has no dialogue history (every dialogue is one utterance)',
-  pretrain:
-    "`lemer cv` has no 2nd-stage pretraining step yet (per fold, on the training folds' audio); `lemer pretrain` with its folder as encoders.speech.path gives one pretraining shared by all folds, which sees every test fold's audio",
-  'text-labels-in-speech':
-    'the speech-only model builds no text encoder, so there are no text label embeddings to start L_s from (the fused model has them)',
+  pretrain: 'the speech encoder cannot be pretrained',
 };
 
 export interface AblationPlan {
@@ -204,13 +209,14 @@ export function planAblation(
   const bad = (opts.rows ?? []).filter((r) => !known.includes(r));
   if (bad.length) throw new Error(`--rows: no row ${bad.join(', ')} (rows: ${known.join(', ')})`);
   const history = can.history ? (cfg.text.history > 0 ? cfg.text.history : 10) : 0;
+  const pre = pretrainSource(cfg);
   const ok: Record<Need, boolean> = {
     text: can.text,
     speech: can.speech,
     history: can.history,
-    pretrain: false,
-    'text-labels-in-speech': false,
+    pretrain: !('error' in pre),
   };
+  const why: Record<Need, string> = { ...WHY, pretrain: 'error' in pre ? pre.error : WHY.pretrain };
   const plan: AblationPlan = { rows: [], skipped: [], cells: [], history };
   const byHash = new Map<string, string>();
   for (const r of ABLATION_ROWS) {
@@ -218,11 +224,11 @@ export function planAblation(
     if (opts.tables?.length && !opts.tables.includes(r.table)) continue;
     const missing = r.needs.find((n) => !ok[n]);
     if (missing) {
-      plan.skipped.push({ id: r.id, table: r.table, name: r.name, reason: WHY[missing] });
+      plan.skipped.push({ id: r.id, table: r.table, name: r.name, reason: why[missing] });
       continue;
     }
     const settings = Object.fromEntries(
-      Object.entries(r.set).map(([k, v]) => [k, v === HISTORY ? history : v]),
+      Object.entries(r.set).map(([k, v]) => [k, v === HISTORY ? history : v === PRETRAIN ? ok.pretrain : v]),
     );
     const config = withConfigValues(cfg, settings, `ablation row ${r.id}`);
     const key = `${r.model} ${configHash(config)}`;
@@ -236,7 +242,7 @@ export function planAblation(
     const name = can.history ? r.name : r.name.replace('+ history + ', '+ ');
     plan.rows.push({
       ...r,
-      name: r.id.startsWith('B') ? name.replace('+ 2nd stage + ', '+ ') : name,
+      name: r.id.startsWith('B') && !ok.pretrain ? name.replace('+ 2nd stage + ', '+ ') : name,
       cell,
       settings,
     });

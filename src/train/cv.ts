@@ -10,12 +10,12 @@
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
-import type { LemerConfig } from '../config/schema.js';
+import { configSchema, type LemerConfig } from '../config/schema.js';
 import { runtimeOptions } from '../config/engine.js';
-import { checkFolds, defaultFolds, leaveOneGroupOut, type Fold } from '../data/folds.js';
+import { carveValidation, checkFolds, defaultFolds, leaveOneGroupOut, type Fold } from '../data/folds.js';
 import type { Corpus } from '../data/types.js';
 import { summarizeFolds, type Summary } from '../eval/metrics.js';
 import { svgToPng, writeReport } from '../eval/report.js';
@@ -32,6 +32,13 @@ import { cachedEncoder, encoderFeatures } from './features.js';
 import type { Encoder } from '../models/encoder.js';
 import { saveTokenizerJson } from '../text/vocab.js';
 import { initLabelEmbeddings, type LabelInitInfo } from './labels.js';
+import { checkPretrainable, pretrainFold, type PretrainStepResult } from './pretrain-step.js';
+import {
+  fuseScores,
+  type FusionInput,
+  type FusionResult,
+  type ScoreFusionWeighting,
+} from './score-fusion.js';
 
 export type RunModel = ModelKind | 'score-fusion';
 
@@ -48,6 +55,11 @@ export interface RunOptions {
   progress?: (total: number, label: string) => Progress;
   log?: (msg: string) => void;
   warn?: (msg: string) => void;
+  /**
+   * Train nothing: only rebuild the summary from the folds' result files (the folds ran
+   * elsewhere, e.g. on queue workers: src/queue); folds without one are listed as missing.
+   */
+  summaryOnly?: boolean;
 }
 
 /** One fold's result file. */
@@ -75,7 +87,13 @@ export interface FoldResult {
     resumed: boolean;
     description: string;
     labelInit: LabelInitInfo;
+    /** The validation part's logits (best checkpoint): what score fusion's weighting reads. */
+    valid?: { ids: string[]; yTrue: number[]; logits: number[][] };
   }[];
+  /** 2nd-stage pretraining of the fold's speech encoder (pretrain.enabled); dir relative to the fold's folder. */
+  pretrain?: PretrainStepResult;
+  /** Score fusion: how the models' logits were weighted (scoreFusion.weighting). */
+  fusion?: Omit<FusionResult, 'logits'> & { weighting: ScoreFusionWeighting };
   seconds: number;
   configHash: string;
   corpusHash: string;
@@ -132,7 +150,15 @@ export function codeVersion(): string {
 /** Hash of the resolved config without the runtime section (threads do not change results). */
 export function configHash(cfg: LemerConfig): string {
   const { runtime: _runtime, ...rest } = cfg;
-  return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
+  // Settings added after runs were made count only where they differ from their defaults,
+  // so that those runs keep their hash (and --resume keeps their finished folds).
+  const r = rest as Record<string, unknown> & { train: Record<string, unknown> };
+  const defaults = configSchema.parse({});
+  const out: Record<string, unknown> = { ...r, train: { ...r.train } };
+  for (const k of ['pretrain', 'scoreFusion'] as const)
+    if (JSON.stringify(cfg[k]) === JSON.stringify(defaults[k])) delete out[k];
+  if (cfg.train.validBy === 'utterance') delete (out.train as Record<string, unknown>).validBy;
+  return createHash('sha256').update(JSON.stringify(out)).digest('hex').slice(0, 16);
 }
 
 /** Folder-safe fold name. */
@@ -140,14 +166,29 @@ export function foldDirName(name: string): string {
   return name.replace(/[^A-Za-z0-9._-]+/g, '_');
 }
 
-/** The protocol's folds, with a seeded validation part carved from each training part. */
+/**
+ * The protocol's folds, with a seeded validation part carved from each training part: single
+ * utterances, or (train.validBy speaker / session) whole groups, a share validFraction of the
+ * training part's groups and at least one, so that validation speakers are as unseen as test
+ * ones. A split that brings its own validation part (MELD's dev) keeps it.
+ */
 export function protocolFolds(cfg: LemerConfig, corpus: Corpus): Fold[] {
-  const validation = { fraction: cfg.train.validFraction, seed: cfg.seed };
-  const folds =
-    cfg.protocol === 'speaker'
-      ? leaveOneGroupOut(corpus.utterances, 'speaker', { validation })
-      : defaultFolds(corpus, { validation });
-  checkFolds(corpus.utterances, folds, { complete: folds.length > 1 });
+  const utts = corpus.utterances;
+  const plain = cfg.protocol === 'speaker' ? leaveOneGroupOut(utts, 'speaker') : defaultFolds(corpus);
+  const by = cfg.train.validBy;
+  const folds = plain.map((f) => {
+    if (f.valid) return f;
+    if (by === 'utterance')
+      return carveValidation(utts, f, { fraction: cfg.train.validFraction, seed: cfg.seed });
+    const groups = new Set(f.train.map((i) => utts[i][by])).size;
+    if (groups < 2)
+      throw new Error(
+        `train.validBy ${by}: fold ${f.name}'s training part has ${groups} ${by}${groups === 1 ? '' : 's'}; a validation ${by} held out of it needs at least 2 (use train.validBy utterance, or a corpus with more ${by}s)`,
+      );
+    const count = Math.min(groups - 1, Math.max(1, Math.round(cfg.train.validFraction * groups)));
+    return carveValidation(utts, f, { by, count, seed: cfg.seed });
+  });
+  checkFolds(utts, folds, { complete: folds.length > 1 });
   return folds;
 }
 
@@ -239,15 +280,20 @@ interface Shared {
   version: string;
 }
 
-/** Trains one model kind on one fold and predicts its test part. */
+/** Trains one model kind on one fold and predicts its test part (the speech encoder from `speechDir` where given: the fold's pretrained one). */
 async function fitOne(
   s: Shared,
   fold: Fold,
   kind: ModelKind,
   dir: string,
   o: RunOptions,
+  speechDir?: string,
 ): Promise<{ logits: number[][]; fit: FoldResult['fits'][number] }> {
-  const { cfg, corpus, labels } = s;
+  const { corpus, labels } = s;
+  const cfg =
+    speechDir !== undefined && kind !== 'text'
+      ? { ...s.cfg, encoders: { ...s.cfg.encoders, speech: { ...s.cfg.encoders.speech, path: speechDir } } }
+      : s.cfg;
   const trainIdx = fold.train;
   const validIdx = fold.valid ?? [];
   // Only training-fold texts shape the vocabulary (validation is carved from the training folds).
@@ -305,6 +351,7 @@ async function fitOne(
       swap.text ?? built.textEncoder,
       swap.speech ?? built.speechEncoder,
       cfg.train.classBalanced ? classWeights(corpus, trainIdx, labels) : null,
+      built.speechCodebookDim,
     );
   if (labelInfo.keywords)
     o.log?.(
@@ -325,6 +372,7 @@ async function fitOne(
     valid,
     epochs: cfg.train.epochs,
     patience: cfg.train.patience,
+    averageBest: cfg.train.averageBest,
     evalEvery: cfg.train.evalEvery,
     checkpointEvery: cfg.train.checkpointEvery,
     batchSize: B,
@@ -354,11 +402,9 @@ async function fitOne(
     log: o.log,
     label: `fold ${fold.name}${kind !== o.model ? ` (${kind})` : ''}`,
   });
-  const { logits } = await predict(r.predictor, built.model, test, {
-    batchSize: cfg.train.evalBatchSize,
-    labelScope: cfg.text.labelScope,
-    padId,
-  });
+  const evalOpts = { batchSize: cfg.train.evalBatchSize, labelScope: cfg.text.labelScope, padId };
+  const { logits } = await predict(r.predictor, built.model, test, evalOpts);
+  const validLogits = valid.length ? (await predict(r.predictor, built.model, valid, evalOpts)).logits : null;
   await r.trainer.release();
   await r.predictor.release();
   return {
@@ -372,22 +418,53 @@ async function fitOne(
       resumed: r.resumed,
       description: built.description,
       labelInit: labelInfo,
+      ...(validLogits
+        ? { valid: { ids: valid.map((e) => e.id), yTrue: valid.map((e) => e.label), logits: validLogits } }
+        : {}),
     },
   };
+}
+
+function withoutLogits(f: FusionResult): Omit<FusionResult, 'logits'> {
+  const { logits: _logits, ...rest } = f;
+  return rest;
 }
 
 async function runFold(s: Shared, fold: Fold, dir: string, o: RunOptions): Promise<FoldResult> {
   const t0 = performance.now();
   const kinds: ModelKind[] = o.model === 'score-fusion' ? ['text', 'speech'] : [o.model];
   const fits: FoldResult['fits'] = [];
-  let logits: number[][] | null = null;
+  const inputs: FusionInput[] = [];
+  // 2nd-stage pretraining on the fold's training audio, once for every model of the fold that has speech.
+  const pre =
+    s.cfg.pretrain.enabled && o.model !== 'text'
+      ? await pretrainFold({
+          cfg: s.cfg,
+          corpus: s.corpus,
+          fold,
+          speech: s.speech!,
+          foldDir: dir,
+          resume: o.resume,
+          runtime: runtimeOptions(s.cfg),
+          progress: o.progress,
+          log: o.log,
+          warn: o.warn,
+        })
+      : null;
   for (const k of kinds) {
-    const r = await fitOne(s, fold, k, kinds.length > 1 ? join(dir, k) : dir, o);
+    const r = await fitOne(s, fold, k, kinds.length > 1 ? join(dir, k) : dir, o, pre?.dir);
     fits.push(r.fit);
-    // Score fusion: the sum of the two unimodal models' logits (Table 2).
-    logits = logits ? logits.map((row, i) => row.map((v, j) => v + r.logits[i][j])) : r.logits;
+    inputs.push({ test: r.logits, valid: r.fit.valid });
   }
-  const yPred = logits!.map((row) => row.indexOf(Math.max(...row)));
+  // Score fusion: the sum of the two unimodal models' logits (Table 2), weighted as configured.
+  const weighting = s.cfg.scoreFusion.weighting;
+  const fused = kinds.length > 1 ? fuseScores(inputs, weighting, s.labels.length) : null;
+  if (fused && weighting !== 'none')
+    o.log?.(
+      `fold ${fold.name}: score fusion (${weighting}): ${kinds.map((k, i) => `${k} x ${fused.factors[i].toFixed(3)}`).join(', ')}`,
+    );
+  const logits = fused ? fused.logits : inputs[0].test;
+  const yPred = logits.map((row) => row.indexOf(Math.max(...row)));
   const yTrue = fold.test.map((i) => s.labels.indexOf(s.corpus.utterances[i].label));
   const sum = summarizeFolds([{ name: fold.name, yTrue, yPred }], s.labels);
   return {
@@ -398,7 +475,9 @@ async function runFold(s: Shared, fold: Fold, dir: string, o: RunOptions): Promi
     ids: fold.test.map((i) => s.corpus.utterances[i].id),
     yTrue,
     yPred,
-    logits: logits!,
+    logits,
+    ...(fused ? { fusion: { weighting, ...withoutLogits(fused) } } : {}),
+    ...(pre ? { pretrain: { ...pre, dir: relative(dir, pre.dir) } } : {}),
     wa: 100 * sum.folds[0].wa,
     ua: 100 * sum.folds[0].ua,
     trainSize: fold.train.length,
@@ -452,13 +531,18 @@ export async function crossValidate(o: RunOptions): Promise<CvResult> {
       throw new Error(
         `corpus ${corpus.name} has no audio: a ${o.model} model needs speech (use --model text)`,
       );
+    // 2nd-stage pretraining: an encoder without the objective stops the run here, not at fold 1.
+    if (cfg.pretrain.enabled) checkPretrainable(cfg);
     const frontEnd = configFrontEnd(cfg);
     cache = new AudioCache(cfg.train.cacheDir ?? defaultCacheDir(), frontEnd);
-    const r = await loadSpeech(corpus, cache, {
-      badAudio: cfg.train.badAudio,
-      progress: o.progress,
-      warn: o.warn,
-    });
+    // Summary only: the cache just hashes the audio files (corpusHash), nothing is decoded.
+    const r = o.summaryOnly
+      ? { speech: new Map(), skipped: new Set<number>() }
+      : await loadSpeech(corpus, cache, {
+          badAudio: cfg.train.badAudio,
+          progress: o.progress,
+          warn: o.warn,
+        });
     speech = r.speech;
     if (r.skipped.size) {
       const drop = (xs: number[]) => xs.filter((i) => !r.skipped.has(i));
@@ -483,7 +567,7 @@ export async function crossValidate(o: RunOptions): Promise<CvResult> {
   corpus = shared.corpus;
   const foldsRoot = join(o.out, 'folds');
   const chosen = folds.filter((f) => only.length === 0 || only.includes(f.name));
-  for (const [k, f] of chosen.entries()) {
+  for (const [k, f] of (o.summaryOnly ? [] : chosen).entries()) {
     const dir = join(foldsRoot, foldDirName(f.name));
     const file = join(dir, RESULT_FILE);
     const done = o.resume ? readFoldResult(file) : null;

@@ -28,6 +28,12 @@ export interface FitOptions {
   epochs: number;
   /** Validations without improvement before stopping; null = never. */
   patience: number | null;
+  /**
+   * Test weights = the average of the N best validation checkpoints (ESPnet's `--avg-num`):
+   * on small corpora one checkpoint's validation UA is noisy, an average of several is
+   * steadier. 1 (default) = the single best checkpoint.
+   */
+  averageBest?: number;
   evalEvery: number;
   checkpointEvery: number;
   batchSize: number;
@@ -68,6 +74,8 @@ export interface FitState {
   best: { ua: number; wa: number; epoch: number } | null;
   sinceBest: number;
   stopped: boolean;
+  /** The N best validations (averageBest > 1), best first; their weights are in `top/epoch-E`. */
+  top?: { ua: number; wa: number; epoch: number }[];
 }
 
 export interface FitResult {
@@ -81,6 +89,37 @@ export interface FitResult {
 
 export const LAST_CHECKPOINT = 'last';
 export const BEST_CHECKPOINT = 'best';
+export const TOP_CHECKPOINTS = 'top';
+
+/** The element-wise mean of float parameters over checkpoints (others are taken from the first). */
+export function averageParams(dirs: string[]): Map<string, HostTensor> {
+  const out = new Map<string, HostTensor>();
+  dirs.forEach((dir, k) => {
+    const ck = loadCheckpoint(dir, { optimizer: false });
+    for (const [n, t] of ck.params.entries()) {
+      const isFloat = t.data instanceof Float32Array || t.data instanceof Float64Array;
+      if (k === 0) {
+        out.set(n, { dtype: t.dtype, shape: [...t.shape], data: isFloat ? t.data.slice() : t.data });
+        continue;
+      }
+      const acc = out.get(n);
+      if (!acc || acc.data.length !== t.data.length)
+        throw new CheckpointError(
+          `${dir}: parameter ${n} does not match the other checkpoints being averaged`,
+        );
+      if (!isFloat) continue;
+      const a = acc.data as Float32Array | Float64Array;
+      const b = t.data as Float32Array | Float64Array;
+      for (let i = 0; i < a.length; i++) a[i] += b[i];
+    }
+  });
+  for (const t of out.values())
+    if (t.data instanceof Float32Array || t.data instanceof Float64Array) {
+      const a = t.data;
+      for (let i = 0; i < a.length; i++) a[i] /= dirs.length;
+    }
+  return out;
+}
 
 /** Predicted class and logits of every example (in the examples' order). */
 export async function predict(
@@ -138,6 +177,9 @@ export async function fit(o: FitOptions): Promise<FitResult> {
   const predictor = await trainer.predictor(o.model.inputs, (g, i, ctx) => o.model.infer(g, i, ctx));
   const lastDir = join(o.dir, LAST_CHECKPOINT);
   const bestDir = join(o.dir, BEST_CHECKPOINT);
+  const topDir = join(o.dir, TOP_CHECKPOINTS);
+  const averageBest = Math.max(1, o.averageBest ?? 1);
+  const topPath = (epoch: number) => join(topDir, `epoch-${String(epoch).padStart(4, '0')}`);
   let state: FitState = { epoch: 0, history: [], best: null, sinceBest: 0, stopped: false };
   let resumed = false;
   if (o.resume && existsSync(join(lastDir, 'trainer.json'))) {
@@ -152,6 +194,7 @@ export async function fit(o: FitOptions): Promise<FitResult> {
   } else {
     rmSync(lastDir, { recursive: true, force: true });
     rmSync(bestDir, { recursive: true, force: true });
+    rmSync(topDir, { recursive: true, force: true });
   }
   const batchOpts = { labelScope: o.labelScope, padId: o.padId };
   const K = o.stepsPerRun;
@@ -222,6 +265,21 @@ export async function fit(o: FitOptions): Promise<FitResult> {
         state.sinceBest += 1;
         if (o.patience !== null && state.sinceBest >= o.patience) state.stopped = true;
       }
+      if (averageBest > 1) {
+        // Keep the N best (ties: the earlier epoch stays), each saved before the list names it.
+        const top = (state.top ??= []);
+        const worst = top.length < averageBest ? -Infinity : top[top.length - 1].ua;
+        if (rec.valid.ua > worst) {
+          saveCheckpoint(topPath(state.epoch), {
+            params: trainer.params,
+            trainerState: { epoch: state.epoch },
+          });
+          top.push({ ...rec.valid, epoch: state.epoch });
+          top.sort((a, b) => b.ua - a.ua || a.epoch - b.epoch);
+          for (const gone of top.splice(averageBest))
+            rmSync(topPath(gone.epoch), { recursive: true, force: true });
+        }
+      }
     }
     state.history.push(rec);
     o.log?.(
@@ -234,8 +292,16 @@ export async function fit(o: FitOptions): Promise<FitResult> {
     if (state.epoch % o.checkpointEvery === 0 || state.stopped || state.epoch === o.epochs)
       trainer.saveCheckpoint(lastDir, { fingerprint: o.fingerprint, fit: state });
   }
-  // Test predictions come from the best validation checkpoint (the last weights without a validation split).
-  if (state.best && existsSync(join(bestDir, 'trainer.json'))) {
+  // Test predictions come from the best validation checkpoint, or the average of the N best
+  // (written to best/ so that export uses the same weights); the last weights without a validation split.
+  if (averageBest > 1 && state.top && state.top.length > 1) {
+    const avg = averageParams(state.top.map((t) => topPath(t.epoch)));
+    for (const [n, t] of avg) trainer.params.set(n, t);
+    saveCheckpoint(bestDir, {
+      params: trainer.params,
+      trainerState: { epoch: state.best!.epoch, averagedEpochs: state.top.map((t) => t.epoch) },
+    });
+  } else if (state.best && existsSync(join(bestDir, 'trainer.json'))) {
     const best = loadCheckpoint(bestDir, { expect: trainer.graph, optimizer: false });
     for (const [n, t] of best.params.entries()) trainer.params.set(n, t);
   }

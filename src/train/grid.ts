@@ -45,6 +45,13 @@ export interface CellRunOptions {
   progress?: (total: number, label: string) => Progress;
   log?: (msg: string) => void;
   warn?: (msg: string) => void;
+  /**
+   * Called once before any cell runs, with every cell (config resolved, folder) and the
+   * folds wanted: the queue (src/queue) runs their folds on workers here; with `summaryOnly`
+   * the cells then only summarise the fold results it wrote.
+   */
+  beforeCells?: (cells: (CellSpec & { dir: string })[], folds: string[]) => Promise<void>;
+  summaryOnly?: boolean;
 }
 
 /** One cross-validation of an experiment. */
@@ -171,6 +178,14 @@ export async function runCells(
   const unknown = only.filter((n) => !folds.includes(n));
   if (unknown.length) throw new Error(`no fold named ${unknown.join(', ')} (folds: ${folds.join(', ')})`);
   const wanted = only.length ? only : folds;
+  await o.beforeCells?.(
+    cells.map((c) => ({
+      ...c,
+      config: resolvedFor(c.config, o.corpus),
+      dir: join(o.out, 'cells', cellDirName(c.name)),
+    })),
+    wanted,
+  );
   // Content hashes as crossValidate computes them: audio bytes only where a model reads speech.
   const hashes = new Map<boolean, string>();
   const hashFor = async (model: RunModel): Promise<string> => {
@@ -209,6 +224,7 @@ export async function runCells(
           model: c.model,
           out: dir,
           resume,
+          summaryOnly: o.summaryOnly,
           folds: only.length ? only : undefined,
           progress: o.progress,
           log: o.log,

@@ -28,6 +28,8 @@ export interface BuiltModel {
   speechEncoder?: Encoder;
   /** Weights from encoder folders, under the model's parameter names. */
   initialParams: Map<string, HostTensor>;
+  /** speech.codebookMode projection: the quantiser's code-vector size D (L_s = codebook W^T); else null. */
+  speechCodebookDim: number | null;
   trainable: (name: string) => boolean;
   /** What the speech encoder reads. */
   frontEnd: FrontEnd | null;
@@ -95,7 +97,12 @@ export function encoderTrainable(
 export async function buildModel(
   cfg: LemerConfig,
   kind: ModelKind,
-  opts: { trainTexts: string[]; classWeights: number[] | null },
+  opts: {
+    trainTexts: string[];
+    classWeights: number[] | null;
+    /** The in-place vocabulary a fold saved (tokenizer.json): used as it is instead of being rebuilt (export). */
+    tokenizerJson?: Record<string, unknown>;
+  },
 ): Promise<BuiltModel> {
   const needText = kind !== 'speech';
   const needSpeech = kind !== 'text';
@@ -121,7 +128,7 @@ export async function buildModel(
     } else {
       // From scratch: a WordPiece vocabulary from the training fold's texts only.
       const t = cfg.train.inPlace.text;
-      tokenizerJson = buildWordPieceVocab(opts.trainTexts, { vocabSize: t.vocabSize });
+      tokenizerJson = opts.tokenizerJson ?? buildWordPieceVocab(opts.trainTexts, { vocabSize: t.vocabSize });
       tokenizer = tokenizerFromJson(tokenizerJson, {}, 'in-place vocabulary (training fold)');
       textEncoder = createEncoder(
         'bert',
@@ -153,24 +160,10 @@ export async function buildModel(
       speechEncoder =
         s.kind === 'compact'
           ? compactSpeechEncoder({ ...s, numBins: cfg.speech.logMel.numBins })
-          : conformerEncoder(
-              {
-                num_mel_bins: cfg.speech.logMel.numBins,
-                hidden_size: s.hiddenSize,
-                num_hidden_layers: s.numLayers,
-                num_attention_heads: s.numHeads,
-                intermediate_size: s.ffnDim,
-                conv_depthwise_kernel_size: s.convKernel,
-                hidden_dropout: s.dropout,
-                activation_dropout: s.dropout,
-                attention_dropout: s.dropout,
-                conformer_conv_dropout: s.dropout,
-              },
-              {
-                source: `in-place log-mel conformer (hidden ${s.hiddenSize}, ${s.numLayers} layers)`,
-                configSource: 'train.inPlace.speech',
-              },
-            );
+          : conformerEncoder(inPlaceConformerConfig(cfg), {
+              source: `in-place log-mel conformer (hidden ${s.hiddenSize}, ${s.numLayers} layers)`,
+              configSource: 'train.inPlace.speech',
+            });
     }
     if (speechEncoder.inputs.input_features) {
       const bins = speechEncoder.inputs.input_features.shape[2];
@@ -180,7 +173,8 @@ export async function buildModel(
         );
     }
   }
-  const model = headModel(cfg, kind, textEncoder, speechEncoder, opts.classWeights);
+  const speechCodebookDim = codebookDimFor(cfg, kind, speechEncoder);
+  const model = headModel(cfg, kind, textEncoder, speechEncoder, opts.classWeights, speechCodebookDim);
   const rules: ((n: string) => boolean)[] = [];
   if (textEncoder)
     rules.push(
@@ -205,10 +199,60 @@ export async function buildModel(
     textEncoder,
     speechEncoder,
     initialParams,
+    speechCodebookDim,
     trainable: (n) => rules.every((r) => r(n)),
     frontEnd: speechEncoder ? frontEndOf(cfg, speechEncoder) : null,
     description: `${kind} model${kind === 'lemer' ? ` (${model.head.fusion})` : ''}: ${parts}, LE-MER head`,
   };
+}
+
+/**
+ * The in-place log-mel conformer's config.json (train.inPlace.speech, kind conformer); with
+ * 2nd-stage pretraining on, also its quantiser (pretrain.quantizer), so that the pretraining
+ * objective and codebook label embeddings find it.
+ */
+export function inPlaceConformerConfig(cfg: LemerConfig): Record<string, unknown> {
+  const s = cfg.train.inPlace.speech;
+  const q = cfg.pretrain.quantizer;
+  return {
+    model_type: CONFORMER_MODEL_TYPE,
+    num_mel_bins: cfg.speech.logMel.numBins,
+    hidden_size: s.hiddenSize,
+    num_hidden_layers: s.numLayers,
+    num_attention_heads: s.numHeads,
+    intermediate_size: s.ffnDim,
+    conv_depthwise_kernel_size: s.convKernel,
+    hidden_dropout: s.dropout,
+    activation_dropout: s.dropout,
+    attention_dropout: s.dropout,
+    conformer_conv_dropout: s.dropout,
+    ...(cfg.pretrain.enabled
+      ? {
+          num_codevector_groups: q.groups,
+          num_codevectors_per_group: q.perGroup,
+          codevector_dim: q.dim,
+          proj_codevector_dim: q.projDim,
+          ...(cfg.pretrain.numNegatives !== null ? { num_negatives: cfg.pretrain.numNegatives } : {}),
+        }
+      : {}),
+  };
+}
+
+/** Whether the model's speech label embeddings are codebook vectors through a projection, and their size D. */
+export function codebookDimFor(
+  cfg: LemerConfig,
+  kind: ModelKind,
+  speechEncoder: Encoder | undefined,
+): number | null {
+  const withLabels = kind === 'lemer' || cfg.train.labelEmbeddings;
+  if (!speechEncoder || kind === 'text' || !withLabels) return null;
+  if (cfg.speech.labelInit !== 'codebook' || cfg.speech.codebookMode !== 'projection') return null;
+  const d = speechEncoder.config.codevector_dim;
+  if (typeof d !== 'number' || !(d > 0))
+    throw new Error(
+      `speech.codebookMode projection needs an encoder with a quantizer (codebook vectors); ${speechEncoder.source} has none: use hidden-mean${cfg.encoders.speech.path === null ? ', or pretrain an in-place conformer (pretrain.enabled)' : ''}`,
+    );
+  return d;
 }
 
 /** The LE-MER model (src/models/lemer) over the given encoders, as the config says. */
@@ -218,13 +262,14 @@ export function headModel(
   textEncoder: Encoder | undefined,
   speechEncoder: Encoder | undefined,
   classWeights: number[] | null,
+  speechCodebookDim: number | null = null,
 ): ReturnType<typeof lemerModel> {
   return lemerModel({
     kind,
     textEncoder,
     speechEncoder,
     numClasses: cfg.classes.length,
-    head: headConfigFrom(cfg, { dropout: cfg.train.headDropout }),
+    head: headConfigFrom(cfg, { dropout: cfg.train.headDropout, speechCodebookDim }),
     // The fused model always has label embeddings; unimodal ones as the config says (Tables 1-2).
     useLabelEmbeddings: kind === 'lemer' || cfg.train.labelEmbeddings,
     labelScope: cfg.text.labelScope,

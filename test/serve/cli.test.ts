@@ -9,13 +9,16 @@ function lemer(argv: string[]): { done: Promise<number>; stderr: () => string } 
   return { done: runCli(argv, io), stderr: () => stderr };
 }
 
-test('lemer serve without --model says a model folder is needed', async () => {
-  const saved = process.env.LEMER_MODEL;
-  delete process.env.LEMER_MODEL;
-  const r = lemer(['serve']);
-  assert.notEqual(await r.done, 0);
-  assert.match(r.stderr(), /--model <dir> is required/);
-  if (saved !== undefined) process.env.LEMER_MODEL = saved;
+test('lemer serve refuses limits that are not positive numbers', async () => {
+  for (const [flag, v] of [
+    ['--body-timeout', '0'],
+    ['--timeout', 'soon'],
+    ['--max-seconds', '-1'],
+  ]) {
+    const r = lemer(['serve', '--model', 'unused', flag, v]);
+    assert.notEqual(await r.done, 0);
+    assert.match(r.stderr(), new RegExp(`${flag} must be a positive number`));
+  }
 });
 
 test('lemer serve: serves on a free port, predicts, and stops on SIGTERM', async () => {

@@ -31,6 +31,7 @@ test('plan: every row of Tables 1-3 that the corpus and code allow; identical se
     'A5',
     'B1',
     'B3',
+    'B4',
     'B5',
     'SF',
     'LE-MER',
@@ -39,9 +40,10 @@ test('plan: every row of Tables 1-3 that the corpus and code allow; identical se
     'C3',
     'C4',
   ]);
-  // B2 (2nd stage) and B4 (BERT init of a speech-only model) cannot run here, and say why.
-  assert.deepEqual(ids(plan.skipped), ['B2', 'B4']);
-  for (const s of plan.skipped) assert.ok(s.reason.length > 20);
+  // B2 (2nd stage) cannot run with the compact in-place speech encoder, and says why.
+  assert.deepEqual(ids(plan.skipped), ['B2']);
+  assert.match(plan.skipped[0].reason, /compact speech encoder .* train\.inPlace\.speech\.kind to conformer/);
+  assert.equal(plan.rows.find((r) => r.id === 'B5')!.name, '+ LE (codebook init)');
   // LE-MER is C1: one cell. A1 has no history, A2 the config's (tiny config: 10).
   const row = (id: string) => plan.rows.find((r) => r.id === id)!;
   assert.equal(row('LE-MER').cell, 'C1');
@@ -84,6 +86,21 @@ test('plan: a text-only corpus keeps the text rows; no dialogues drops A2 and th
   assert.ok(q.cells.filter((c) => c.model !== 'speech').every((c) => c.config.text.history === 0));
   const speechless: Corpus = { ...corpus, utterances: corpus.utterances.map((u) => ({ ...u, text: '' })) };
   assert.deepEqual(ids(planAblation(config, speechless).rows), ['B1', 'B3', 'B5']);
+});
+
+test('plan: with a pretrainable speech encoder B2 runs, and B3-B5 build on the 2nd stage', () => {
+  const conf = loadConfig(cfgFile, {
+    train: { cacheDir: join(work, 'cache'), inPlace: { speech: { kind: 'conformer' } } },
+  });
+  const p = planAblation(conf, corpus);
+  assert.deepEqual(ids(p.skipped), []);
+  const cell = (id: string) => p.cells.find((c) => c.name === p.rows.find((r) => r.id === id)!.cell)!;
+  assert.equal(cell('B1').config.pretrain.enabled, false);
+  for (const id of ['B2', 'B3', 'B4', 'B5']) assert.equal(cell(id).config.pretrain.enabled, true, id);
+  assert.equal(cell('B4').config.speech.labelInit, 'bert');
+  assert.equal(p.rows.find((r) => r.id === 'B5')!.name, '+ 2nd stage + LE (codebook init)');
+  // Other rows keep the config's setting (off).
+  assert.equal(cell('C1').config.pretrain.enabled, false);
 });
 
 test('ablate: the chosen rows cross-validated into one table (markdown, JSON, plot), shared cells run once', async () => {

@@ -9,6 +9,7 @@ import { Option, type Command } from 'commander';
 import { ABLATION_ROWS, runAblation, type AblationResult, type AblationTable } from '../../train/ablate.js';
 import { contextOf, corpusOptions, jsonOption, table, writeJsonResult, type CliIo } from '../common.js';
 import { resolveRun, type TrainCliOptions } from './cv.js';
+import { cellsOnQueue, endWithFailures, queueOptions } from './worker.js';
 
 interface AblateCliOptions extends Omit<TrainCliOptions, 'model' | 'fusion'> {
   rows?: string;
@@ -41,13 +42,15 @@ export function ablationTable(r: AblationResult): string {
 }
 
 export function registerAblate(program: Command, io: CliIo): void {
-  jsonOption(
-    corpusOptions(
-      program
-        .command('ablate')
-        .description(
-          "the rows of the paper's Tables 1-3 that apply to the corpus and encoders, each cross-validated, in one table (finished rows are kept)",
-        ),
+  queueOptions(
+    jsonOption(
+      corpusOptions(
+        program
+          .command('ablate')
+          .description(
+            "the rows of the paper's Tables 1-3 that apply to the corpus and encoders, each cross-validated, in one table (finished rows are kept)",
+          ),
+      ),
     ),
   )
     .option(
@@ -78,7 +81,8 @@ export function registerAblate(program: Command, io: CliIo): void {
         ? run.out
         : resolve(`runs/ablate-${run.corpus.name.replace(/[^A-Za-z0-9._-]+/g, '_')}`);
       ctx.log.info(`ablate: ${run.spec} (${run.corpus.utterances.length} utterances), results in ${out}`);
-      const r = await runAblation({
+      const queued = opts.queue ? await cellsOnQueue(ctx, opts, run) : null;
+      const ran = await runAblation({
         config: run.config,
         corpus: run.corpus,
         corpusSpec: run.spec,
@@ -90,11 +94,14 @@ export function registerAblate(program: Command, io: CliIo): void {
         progress: ctx.progress,
         log: (m) => ctx.log.info(m),
         warn: (m) => ctx.log.warn(m),
+        ...queued?.options,
       });
+      const r = queued ? queued.finish(ran) : ran;
       const skipped = r.skipped.map((s) => `  ${s.id} (${s.name}): ${s.reason}`).join('\n');
       ctx.print(
         `${r.title}\n\n${ablationTable(r)}${skipped ? `\n\nleft out:\n${skipped}` : ''}\n\nreport: ${r.files.markdown}`,
       );
       writeJsonResult(opts.json, r);
+      await endWithFailures(r);
     });
 }

@@ -23,8 +23,9 @@ import {
   type CommandContext,
   type CorpusCliOptions,
 } from '../common.js';
+import { cvOnQueue, endWithFailures, queueOptions, type QueueCliOptions } from './worker.js';
 
-export interface TrainCliOptions extends CorpusCliOptions {
+export interface TrainCliOptions extends CorpusCliOptions, QueueCliOptions {
   model: RunModel;
   fusion?: 'constraint' | 'sum' | 'label-only' | 'vanilla';
   set: string[];
@@ -158,30 +159,36 @@ export async function runTrainingCommand(
   ctx.log.info(
     `${command}: ${run.model} on ${run.spec} (${run.corpus.utterances.length} utterances), results in ${run.out}`,
   );
-  const result = await crossValidate({
-    config: run.config,
-    corpus: run.corpus,
-    corpusSpec: run.spec,
-    model: run.model,
-    out: run.out,
-    resume: opts.resume ?? false,
-    folds: pickFolds(opts.fold ?? []),
-    progress: ctx.progress,
-    log: (m) => ctx.log.info(m),
-    warn: (m) => ctx.log.warn(m),
-  });
+  const folds = pickFolds(opts.fold ?? []);
+  const result = opts.queue
+    ? await cvOnQueue(ctx, opts, run, folds === 'first' ? undefined : folds)
+    : await crossValidate({
+        config: run.config,
+        corpus: run.corpus,
+        corpusSpec: run.spec,
+        model: run.model,
+        out: run.out,
+        resume: opts.resume ?? false,
+        folds,
+        progress: ctx.progress,
+        log: (m) => ctx.log.info(m),
+        warn: (m) => ctx.log.warn(m),
+      });
   ctx.print(`${result.title}\n\n${resultTable(result)}\n\nreport: ${result.files.markdown}`);
   writeJsonResult(opts.json, result);
+  await endWithFailures(result);
   return result;
 }
 
 export function registerCv(program: Command, io: CliIo): void {
-  trainingOptions(
-    program
-      .command('cv')
-      .description(
-        'cross-validate a model over every fold of the protocol: per-fold and mean WA/UA, pooled confusion, report (no arguments: the demo corpus with small in-place encoders)',
-      ),
+  queueOptions(
+    trainingOptions(
+      program
+        .command('cv')
+        .description(
+          'cross-validate a model over every fold of the protocol: per-fold and mean WA/UA, pooled confusion, report (no arguments: the demo corpus with small in-place encoders)',
+        ),
+    ),
   ).action(async (opts: TrainCliOptions, cmd: Command) => {
     await runTrainingCommand(contextOf(cmd, io), opts, 'cv', (f) => (f.length ? f : undefined));
   });

@@ -15,7 +15,7 @@ export function registerExport(program: Command, io: CliIo): void {
     program
       .command('export')
       .description(
-        'write a trained model (a run of lemer train/cv, a fold of it, or a checkpoint) as a model folder for lemer predict and Lemer.load',
+        'write a trained model (a run of lemer train/cv, a fold of it, or a checkpoint; a score-fusion fold becomes one model) as a model folder for lemer predict and Lemer.load',
       )
       .argument('<run>', 'run folder, fold folder, or checkpoint folder (best/, last/)')
       .requiredOption('--out <dir>', 'the model folder to write (replaced atomically)')
@@ -59,10 +59,14 @@ export function registerExport(program: Command, io: CliIo): void {
     );
     if (r.int8Report) {
       const q = r.int8Report;
+      const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`;
       ctx.print(
         `int8: ${r.int8!.matmuls} MatMuls quantised; on the fold's ${q.testUtterances} test utterances WA ${q.int8.wa.toFixed(2)}% vs fp32 ${q.fp32.wa.toFixed(2)}% ` +
-          `(${q.accuracyChange >= 0 ? '+' : ''}${q.accuracyChange.toFixed(2)} points, same label for ${(100 * q.agreement).toFixed(1)}%), ` +
-          `${q.speedup.toFixed(2)}x the speed of fp32 (${q.fp32.seconds.toFixed(2)} s vs ${q.int8.seconds.toFixed(2)} s)`,
+          `(${signed(q.accuracyChange)} points), UA ${q.int8.ua.toFixed(2)}% vs ${q.fp32.ua.toFixed(2)}% (${signed(q.uaChange)} points), ` +
+          `same label for ${(100 * q.agreement).toFixed(1)}%; ` +
+          `${q.speedup.toFixed(2)}x the speed of fp32 in the graph (${q.fp32.graphSeconds.toFixed(2)} s vs ${q.int8.graphSeconds.toFixed(2)} s), ` +
+          `${q.endToEndSpeedup.toFixed(2)}x end to end with decoding and features (${q.fp32.seconds.toFixed(2)} s vs ${q.int8.seconds.toFixed(2)} s)` +
+          (q.run ? `; the training run scored WA ${q.run.wa.toFixed(2)}%, UA ${q.run.ua.toFixed(2)}%` : ''),
       );
     }
     writeJsonResult(o.json, {

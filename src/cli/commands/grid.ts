@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { runGrid, parseGridValues, type GridResult } from '../../train/grid.js';
 import { contextOf, table, writeJsonResult, type CliIo } from '../common.js';
 import { resolveRun, trainingOptions, type TrainCliOptions } from './cv.js';
+import { cellsOnQueue, endWithFailures, queueOptions } from './worker.js';
 
 interface GridCliOptions extends TrainCliOptions {
   param: string[];
@@ -39,12 +40,14 @@ export function gridTable(r: GridResult): string {
 }
 
 export function registerGrid(program: Command, io: CliIo): void {
-  trainingOptions(
-    program
-      .command('grid')
-      .description(
-        'cross-validate once per value of one config key (Figure 3: --param speech.labelK 25,50,100,200): table, plot, JSON; finished values are kept',
-      ),
+  queueOptions(
+    trainingOptions(
+      program
+        .command('grid')
+        .description(
+          'cross-validate once per value of one config key (Figure 3: --param speech.labelK 25,50,100,200): table, plot, JSON; finished values are kept',
+        ),
+    ),
   )
     .requiredOption('--param <key-and-values...>', 'the config key and its comma-separated values')
     .option('--force', 'rerun every value, even those finished in an earlier run')
@@ -56,7 +59,8 @@ export function registerGrid(program: Command, io: CliIo): void {
       ctx.log.info(
         `grid: ${param} in ${values.map(String).join(', ')}, ${run.model} on ${run.spec} (${run.corpus.utterances.length} utterances), results in ${out}`,
       );
-      const r = await runGrid({
+      const queued = opts.queue ? await cellsOnQueue(ctx, opts, run) : null;
+      const ran = await runGrid({
         config: run.config,
         corpus: run.corpus,
         corpusSpec: run.spec,
@@ -69,8 +73,11 @@ export function registerGrid(program: Command, io: CliIo): void {
         progress: ctx.progress,
         log: (m) => ctx.log.info(m),
         warn: (m) => ctx.log.warn(m),
+        ...queued?.options,
       });
+      const r = queued ? queued.finish(ran) : ran;
       ctx.print(`${r.title}\n\n${gridTable(r)}\n\nreport: ${r.files.markdown}`);
       writeJsonResult(opts.json, r);
+      await endWithFailures(r);
     });
 }

@@ -20,6 +20,7 @@ import { registerGrid } from './grid.js';
 import { registerAblate } from './ablate.js';
 import { registerPretrain } from './pretrain.js';
 import { registerServe } from './serve.js';
+import { registerWorker } from './worker.js';
 
 export interface CliCommand {
   /** The top-level command name, as typed after `lemer`. */
@@ -44,4 +45,5 @@ export const COMMANDS: CliCommand[] = [
   { name: 'ablate', register: registerAblate },
   { name: 'pretrain', register: registerPretrain },
   { name: 'serve', register: registerServe },
+  { name: 'worker', register: registerWorker },
 ];

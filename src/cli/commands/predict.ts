@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import type { Command } from 'commander';
 import { whisperTranscriber, type Transcriber } from '../../predict/asr.js';
+import { demoModel } from '../../predict/demo-model.js';
 import { prepareAudio } from '../../predict/input.js';
 import { Lemer, type Prediction, type SegmentPrediction } from '../../predict/lemer.js';
 import { predictionSvg, segmentsSvg, writePlot } from '../../predict/plot.js';
@@ -51,7 +52,10 @@ export function registerPredict(program: Command, io: CliIo): void {
     .command('predict')
     .description('classify the emotion of recordings (with their transcripts) with an exported model folder')
     .argument('<audio...>', 'WAV or FLAC files')
-    .option('--model <dir>', 'model folder written by `lemer export` (default $LEMER_MODEL)')
+    .option(
+      '--model <dir>',
+      'model folder written by `lemer export` (default $LEMER_MODEL, else the demo model, trained on first use)',
+    )
     .option('--text <text>', 'the transcript (with one audio file)')
     .option('--text-file <file>', 'the transcript, read from a UTF-8 file (with one audio file)')
     .option(
@@ -79,9 +83,17 @@ export function registerPredict(program: Command, io: CliIo): void {
     .action(async (files: string[], _opts, cmd: Command) => {
       const ctx = contextOf(cmd, io);
       const o = cmd.opts<PredictCliOptions>();
-      const dir = o.model ?? process.env.LEMER_MODEL;
-      if (!dir)
-        throw new Error('--model <dir> is required (or set LEMER_MODEL): a folder written by `lemer export`');
+      // No --model: the demo model (trained on the demo corpus on first use, then cached).
+      const dir =
+        o.model ??
+        process.env.LEMER_MODEL ??
+        (
+          await demoModel({
+            log: (m) => ctx.log.info(m),
+            warn: (m) => ctx.log.warn(m),
+            progress: ctx.progress,
+          })
+        ).dir;
       if (o.text !== undefined && o.textFile !== undefined)
         throw new Error('give --text or --text-file, not both');
       const text = o.textFile !== undefined ? readFileSync(o.textFile) : o.text;

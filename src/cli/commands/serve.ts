@@ -1,8 +1,10 @@
 /**
- * `lemer serve --model <dir>`: the HTTP service (src/serve) on 127.0.0.1:8080 by default;
- * SIGTERM / SIGINT stop accepting, finish the requests in flight, then exit.
+ * `lemer serve [--model <dir>]`: the HTTP service (src/serve) on 127.0.0.1:8080 by default;
+ * SIGTERM / SIGINT stop accepting, finish the requests in flight, then exit. With no --model
+ * (and no LEMER_MODEL) it serves the demo model, trained on first use and cached.
  */
 import type { Command } from 'commander';
+import { demoModel } from '../../predict/demo-model.js';
 import { createServer, DEFAULT_LIMITS } from '../../serve/index.js';
 import { contextOf, intOption, type CliIo } from '../common.js';
 
@@ -17,13 +19,17 @@ interface ServeCliOptions {
   maxTextChars: number;
   maxBodyMb: number;
   timeout: number;
+  bodyTimeout: number;
 }
 
 export function registerServe(program: Command, io: CliIo): void {
   program
     .command('serve')
     .description('serve a model folder over HTTP: POST /v1/predict, /healthz, /metrics, /openapi.json')
-    .option('--model <dir>', 'model folder written by `lemer export` (default $LEMER_MODEL)')
+    .option(
+      '--model <dir>',
+      'model folder written by `lemer export` (default $LEMER_MODEL, else the demo model, trained on first use)',
+    )
     .option('--port <n>', 'TCP port (0: any free port)', intOption(0), 8080)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--int8', "run the model folder's int8 graph (export --quantize int8)")
@@ -48,21 +54,32 @@ export function registerServe(program: Command, io: CliIo): void {
       Number,
       DEFAULT_LIMITS.timeoutMs / 1000,
     )
+    .option(
+      '--body-timeout <s>',
+      'a client that has not sent its whole request by then gets 408 and is disconnected',
+      Number,
+      DEFAULT_LIMITS.requestTimeoutMs / 1000,
+    )
     .action(async (_opts, cmd: Command) => {
       const ctx = contextOf(cmd, io);
       const o = cmd.opts<ServeCliOptions>();
-      const dir = o.model ?? process.env.LEMER_MODEL;
-      if (!dir)
-        throw new Error(
-          '--model <dir> is required (or set LEMER_MODEL): a model folder written by `lemer export` ' +
-            '(train one with `lemer cv` / `lemer train`, then `lemer export <run> --out <dir>`)',
-        );
       for (const [k, v] of Object.entries({
         '--max-seconds': o.maxSeconds,
         '--max-body-mb': o.maxBodyMb,
         '--timeout': o.timeout,
+        '--body-timeout': o.bodyTimeout,
       }))
         if (!Number.isFinite(v) || v <= 0) throw new Error(`${k} must be a positive number, got ${v}`);
+      const dir =
+        o.model ??
+        process.env.LEMER_MODEL ??
+        (
+          await demoModel({
+            log: (m) => ctx.log.info(m),
+            warn: (m) => ctx.log.warn(m),
+            progress: ctx.progress,
+          })
+        ).dir;
       ctx.log.info(`loading ${dir}`);
       const server = await createServer({
         model: dir,
@@ -74,6 +91,7 @@ export function registerServe(program: Command, io: CliIo): void {
           maxTextChars: o.maxTextChars,
           maxBodyBytes: Math.round(o.maxBodyMb * 2 ** 20),
           timeoutMs: o.timeout * 1000,
+          requestTimeoutMs: o.bodyTimeout * 1000,
         },
         log: (level, msg) => ctx.log[level](msg),
       });

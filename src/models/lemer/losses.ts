@@ -8,10 +8,18 @@
  *
  * Class weights (class-balanced training) weight the CE terms per row by the weight of the
  * row's class, reduced as torch does: sum(w * loss) / sum(w). L_c is not weighted.
+ * The `…Term` forms give each as { sum, count } for the Trainer, which combines
+ * micro-batches into the full batch's value (a weighted mean is not a mean of chunk means).
  */
 import type { Tensor } from '../../graph/graph.js';
 import * as ops from '../../graph/ops/index.js';
-import { crossEntropy, maskedMse } from '../../graph/layers/losses.js';
+import {
+  crossEntropy,
+  crossEntropyTerm,
+  maskedMse,
+  maskedMseTerm,
+  type SumCount,
+} from '../../graph/layers/losses.js';
 import type { LossWeights } from './config.js';
 
 /** Per-row weights [B] from per-class weights [C] (a constant or an input) and labels [B]. */
@@ -22,6 +30,16 @@ export function rowWeights(classWeights: Tensor | undefined, labels: Tensor): Te
 /** CE(y, softmax(logits)), optionally class-weighted. */
 export function classificationLoss(logits: Tensor, labels: Tensor, weights?: Tensor): Tensor {
   return crossEntropy(logits, labels, { weights });
+}
+
+/** `classificationLoss` as a Trainer term { sum: sum(w l), count: sum(w) }: exact over micro-batches. */
+export function classificationTerm(logits: Tensor, labels: Tensor, weights?: Tensor): SumCount {
+  return crossEntropyTerm(logits, labels, { weights });
+}
+
+/** `constraintLoss` as a Trainer term { sum over valid cells, count of valid cells }. */
+export function constraintTerm(al: Tensor, ar: Tensor, pairMask: Tensor): SumCount {
+  return maskedMseTerm(al, ar, pairMask);
 }
 
 /** L_c = masked MSE of A_l against A_r over `pairMask` cells. */

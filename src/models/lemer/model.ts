@@ -11,7 +11,7 @@
 import type { Graph, Tensor } from '../../graph/graph.js';
 import * as ops from '../../graph/ops/index.js';
 import { accuracy } from '../../graph/layers/losses.js';
-import type { BuildContext, InputDecl, TrainBuild } from '../../graph/train.js';
+import type { BuildContext, InputDecl, LossTerm, TrainBuild } from '../../graph/train.js';
 import type { Encoder, EncoderOutput } from '../encoder.js';
 import { type LemerHeadConfig, resolveHeadConfig } from './config.js';
 import {
@@ -25,7 +25,9 @@ import {
 } from './head.js';
 import {
   classificationLoss,
+  classificationTerm,
   constraintLoss,
+  constraintTerm,
   LOSS_METRICS,
   type LossTerms,
   rowWeights,
@@ -83,7 +85,8 @@ export interface LemerModel {
 interface Built {
   logits: Tensor;
   outputs: Record<string, Tensor>;
-  terms: (labels: Tensor, weights: Tensor | undefined) => LossTerms;
+  /** What each loss term is computed from: the logits of each CE term, A_l / A_r / mask of L_c. */
+  parts: LossParts;
 }
 
 function checkSpec(spec: LemerModelSpec): void {
@@ -200,14 +203,14 @@ export function lemerModel(spec: LemerModelSpec): LemerModel {
         return {
           logits: h.logits,
           outputs,
-          terms: (y, w) => ({
-            main: classificationLoss(h.logits, y, w),
+          parts: {
+            main: h.logits,
+            textLabel: h.text.logits,
+            speechLabel: h.speech.logits,
             constraint: hasConstraint(head.fusion)
-              ? constraintLoss(h.labelAttention, h.crossAttention!, h.pairMask)
+              ? { al: h.labelAttention, ar: h.crossAttention!, mask: h.pairMask }
               : undefined,
-            textLabel: classificationLoss(h.text.logits, y, w),
-            speechLabel: classificationLoss(h.speech.logits, y, w),
-          }),
+          },
         };
       }
       const b = (text ?? speech)!;
@@ -217,15 +220,9 @@ export function lemerModel(spec: LemerModelSpec): LemerModel {
         outputs[text ? OUTPUTS.textLabelAttention : OUTPUTS.speechLabelAttention] = h.label.attention;
         outputs[text ? OUTPUTS.textLabelProbs : OUTPUTS.speechLabelProbs] = ops.softmax(h.label.logits, -1);
       }
-      return {
-        logits: h.logits,
-        outputs,
-        terms: (y, w) => {
-          const t: LossTerms = { main: classificationLoss(h.logits, y, w) };
-          if (h.label) t[text ? 'textLabel' : 'speechLabel'] = classificationLoss(h.label.logits, y, w);
-          return t;
-        },
-      };
+      const parts: LossParts = { main: h.logits };
+      if (h.label) parts[text ? 'textLabel' : 'speechLabel'] = h.label.logits;
+      return { logits: h.logits, outputs, parts };
     });
   };
 
@@ -249,20 +246,65 @@ export function lemerModel(spec: LemerModelSpec): LemerModel {
       const y = i.labels;
       const cw = spec.classWeights;
       const weights = rowWeights(cw ? g.constant(floats(g, cw), [cw.length], 'class_weights') : undefined, y);
-      const terms = b.terms(y, weights);
       // The logged terms are plain means (comparable across class-weight settings).
-      const plain = weights ? b.terms(y, undefined) : terms;
+      const plain = lossTerms(b.parts, y, undefined);
       const metrics: Record<string, Tensor> = {};
       for (const k of Object.keys(LOSS_METRICS) as (keyof LossTerms)[]) {
         const t = plain[k];
         if (t) metrics[LOSS_METRICS[k]] = t;
       }
       metrics.accuracy = accuracy(b.logits, y);
-      return { loss: totalLoss(terms, head.mu), metrics };
+      // A class-weighted mean (sum(w l) / sum(w)) or L_c's mean over valid cells is not the
+      // mean of its micro-batches' means: as Trainer terms { sum, count } they are exact.
+      // With one plain micro-batch the loss stays one tensor (the same graph as before).
+      if (weights || ctx.chunks > 1) return { terms: exactTerms(b.parts, y, weights, head.mu), metrics };
+      return { loss: totalLoss(plain, head.mu), metrics };
     },
     paramPrefixes: { ...PARAM_PREFIXES },
     metricNames,
   };
+}
+
+/** The inputs of each loss term (absent terms are not part of the model's loss). */
+interface LossParts {
+  main: Tensor;
+  textLabel?: Tensor;
+  speechLabel?: Tensor;
+  constraint?: { al: Tensor; ar: Tensor; mask: Tensor };
+}
+
+function lossTerms(p: LossParts, y: Tensor, w: Tensor | undefined): LossTerms {
+  const t: LossTerms = { main: classificationLoss(p.main, y, w) };
+  if (p.constraint) t.constraint = constraintLoss(p.constraint.al, p.constraint.ar, p.constraint.mask);
+  if (p.textLabel) t.textLabel = classificationLoss(p.textLabel, y, w);
+  if (p.speechLabel) t.speechLabel = classificationLoss(p.speechLabel, y, w);
+  return t;
+}
+
+/** Trainer term names of Eq 12's parts (their values come back as metrics of these names). */
+export const TERM_NAMES = {
+  main: 'term_main',
+  constraint: 'term_constraint',
+  textLabel: 'term_text_label',
+  speechLabel: 'term_speech_label',
+} as const;
+
+function exactTerms(
+  p: LossParts,
+  y: Tensor,
+  w: Tensor | undefined,
+  mu: LemerHeadConfig['mu'],
+): Record<string, LossTerm> {
+  const out: Record<string, LossTerm> = {};
+  const add = (k: keyof typeof TERM_NAMES, t: { sum: Tensor; count: Tensor }, weight: number) => {
+    if (weight !== 0 || k === 'main') out[TERM_NAMES[k]] = { ...t, weight };
+  };
+  add('main', classificationTerm(p.main, y, w), mu.fusion);
+  if (p.constraint)
+    add('constraint', constraintTerm(p.constraint.al, p.constraint.ar, p.constraint.mask), mu.constraint);
+  if (p.textLabel) add('textLabel', classificationTerm(p.textLabel, y, w), mu.textLabel);
+  if (p.speechLabel) add('speechLabel', classificationTerm(p.speechLabel, y, w), mu.speechLabel);
+  return out;
 }
 
 function floats(g: Graph, xs: readonly number[]): Float32Array | Float64Array {
