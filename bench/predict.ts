@@ -8,10 +8,11 @@
 // clips with these encoders on 2 cores is about 3-4 utterances/s in fp32 (~95 GFLOP each):
 // physical_limit_share is lemer's fp32 rate over 3.5/s.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeAudioFile } from '../src/audio/decode.js';
+import { resample } from '../src/audio/resample.js';
 import { defaultConfig } from '../src/config/load.js';
 import { Predictor } from '../src/graph/train.js';
 import { ParameterStore } from '../src/graph/params.js';
@@ -76,6 +77,9 @@ export default async function predict(argv: string[]): Promise<Json> {
   const threads = val('--threads', Math.min(2, cpus().length));
   const work = mkdtempSync(join(tmpdir(), 'lemer-bench-predict-'));
   const out: Json = { clips_seconds: 5, tokens: 150, utterances: N, batch: B, threads };
+  // The machine is shared: rates mean little without the load they were taken under.
+  const load = (): number[] => loadavg().map((x) => round(x, 2));
+  out.load_average = { start: load() };
   try {
     // The model: BERT-base + wav2vec2-base (Hugging Face base configs), the LE-MER head.
     const r = rng(1);
@@ -184,10 +188,15 @@ export default async function predict(argv: string[]): Promise<Json> {
       } else out.torch = { error: tr.stderr.slice(-500) };
     } else out.torch = null;
     process.stderr.write(`predict bench: torch ${JSON.stringify(out.torch)}\n`);
-    // --segment on a long recording: the demo utterance every ~3 s, 44.1 kHz WAV, streamed.
-    const u = (
-      await decodeAudioFile(join(benchDir, '..', 'test', 'predict', 'fixtures', 'espeak-utterance.wav'))
-    ).channels[0];
+    (out.load_average as Json).after_speed = load();
+    // --segment on a long recording: a real EmoDB utterance (the shared data; lemer ships no
+    // corpus audio) every ~3.1 s, as a 22.05 kHz WAV, streamed.
+    const speechWav = join(benchDir, '..', '..', 'shared', 'data', 'emodb', 'wav', '03a01Fa.wav');
+    if (!existsSync(speechWav)) {
+      out.segment = { skipped: `${speechWav} not found (the shared EmoDB data)` };
+      return out;
+    }
+    const u = await resample((await decodeAudioFile(speechWav)).channels[0], 16000, 22050);
     const lr = 22050;
     const long = new Float32Array(longSeconds * lr);
     for (let t = lr; t + u.length < long.length; t += Math.round(3.1 * lr)) long.set(u, t);

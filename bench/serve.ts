@@ -10,6 +10,7 @@
 // throughput within 10 % of the batch rate; RSS growth after warm-up under 10 %.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { demoModel } from '../src/predict/demo-model.js';
@@ -73,6 +74,14 @@ function rssMb(pid: number): number {
   return m ? round(Number(m[1]) / 1024, 1) : NaN;
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 (utime, stime) of stat(5), counted from the state field (3).
+  return (Number(rest[11]) + Number(rest[12])) / 100;
+}
+
 const quantile = (sorted: number[], q: number): number =>
   sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN;
 
@@ -131,6 +140,11 @@ interface Phase {
   p99OverP50: number;
   meanMs: number;
   rssMb: number;
+  /** CPU cores the server process used on average during the phase, and the load generator. */
+  serverCores: number;
+  clientCores: number;
+  /** Server CPU seconds per answered prediction: the cost, whatever share of the CPUs it got. */
+  serverCpuMsPerPrediction: number;
 }
 
 async function load(
@@ -164,7 +178,12 @@ async function load(
       else other++;
     },
   );
+  const cpu0 = cpuSeconds(pid);
+  const me0 = process.cpuUsage();
+  const t0 = performance.now();
   const r = await inst;
+  const wall = (performance.now() - t0) / 1000;
+  const me = process.cpuUsage(me0);
   const sorted = [...okTimes].sort((a, b) => a - b);
   const total = okTimes.length + n503 + other;
   const p50 = quantile(sorted, 0.5);
@@ -182,6 +201,9 @@ async function load(
     p99OverP50: round(p99 / p50, 2),
     meanMs: round(sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length), 1),
     rssMb: rssMb(pid),
+    serverCores: round((cpuSeconds(pid) - cpu0) / wall, 2),
+    serverCpuMsPerPrediction: round((1000 * (cpuSeconds(pid) - cpu0)) / Math.max(1, okTimes.length), 1),
+    clientCores: round((me.user + me.system) / 1e6 / wall, 2),
   };
 }
 
@@ -195,14 +217,23 @@ async function batchRate(model: string, clips: Uint8Array[], threads: number, se
   }));
   await m.predictBatch(inputs.slice(0, 4), { batchSize: 8 });
   let n = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   while (performance.now() - t0 < seconds * 1000) {
     await m.predictBatch(inputs, { batchSize: 8 });
     n += inputs.length;
   }
   const s = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   await m.release();
-  return { clips: n, seconds: round(s, 1), clipsPerSecond: round(n / s), batchSize: 8 };
+  return {
+    clips: n,
+    seconds: round(s, 1),
+    clipsPerSecond: round(n / s),
+    batchSize: 8,
+    cores: round((cpu.user + cpu.system) / 1e6 / s, 2),
+    cpuMsPerClip: round((cpu.user + cpu.system) / 1000 / n, 1),
+  };
 }
 
 export default async function bench(args: string[]): Promise<Record<string, unknown>> {
@@ -219,7 +250,8 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
   }
   const clips = [1, 2, 3, 4].map((s) => clip(s));
   const bodies = clips.map((c, i) => multipart(c, `clip${i}.wav`));
-  // Shares of --duration: warm-up 5 %, 1 / 4 / 16 clients 22 % each, overload 14 %, batch 15 %.
+  // Shares of --duration: warm-up 5 % (at least 6 s), 1 / 4 / 16 clients 22 % each, overload
+  // 14 %, batch rate 15 %.
   const share = (f: number) => Math.max(3, Math.round(f * duration));
   console.error(`batch rate: Lemer.predictBatch on the same clips for ${share(0.15)} s`);
   const batch = await batchRate(model, clips, threads, share(0.15));
@@ -227,8 +259,12 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
   const pid = child.pid!;
   try {
     const rssBeforeWarmup = rssMb(pid);
-    console.error(`warm-up: ${share(0.05)} s at 4 clients`);
-    await load(url, bodies, 4, share(0.05), pid);
+    // Warm-up at 16 clients (batches of 8) then 1 (batches of 1): ONNX Runtime's arena grows
+    // once for each batch shape, so that growth belongs before the start figure.
+    const warm = Math.max(3, Math.round(share(0.05) / 2));
+    console.error(`warm-up: ${warm} s at 16 clients, then ${warm} s at 1`);
+    await load(url, bodies, 16, warm, pid);
+    await load(url, bodies, 1, warm, pid);
     const rssStart = rssMb(pid);
     const phases: Phase[] = [];
     for (const c of [1, 4, 16]) {
@@ -239,6 +275,9 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
     console.error(`overload: ${overC} clients (queue bound ${queue}) for ${share(0.14)} s`);
     const overload = await load(url, bodies, overC, share(0.14), pid);
     const rssEnd = rssMb(pid);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const counter = (name: string) => Number(metrics.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1] ?? NaN);
+    const meanBatch = round(counter('lemer_batched_predictions_total') / counter('lemer_batches_total'), 2);
     // Saturation: the fewest clients whose rate is within 5 % of the best.
     const best = Math.max(...phases.map((p) => p.requestsPerSecond));
     const sat = phases.find((p) => p.requestsPerSecond >= 0.95 * best)!;
@@ -252,6 +291,8 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
       phases,
       overload: { queueBound: queue, ...overload },
       batch,
+      serverMeanBatchSize: meanBatch,
+      machine: { cores: availableParallelism(), loadAverage1m: round(loadavg()[0], 2) },
       rssMb: {
         beforeWarmup: rssBeforeWarmup,
         start: rssStart,
@@ -264,6 +305,9 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
         p99Under3xP50: sat.p99OverP50 < 3,
         throughputOverBatchRate: round(best / batch.clipsPerSecond),
         throughputWithin10PercentOfBatch: best >= 0.9 * batch.clipsPerSecond,
+        // Under a shared machine's varying load, CPU time per prediction compares the two
+        // paths whatever share of the cores each got.
+        cpuPerPredictionOverBatch: round(sat.serverCpuMsPerPrediction / batch.cpuMsPerClip),
         rssGrowthUnder10Percent: (rssEnd - rssStart) / rssStart < 0.1,
       },
       note: 'loopback on a shared 2-core machine: the load generator competes with the server for the CPUs',

@@ -29,7 +29,10 @@ const nodeStubs = {
     build.onResolve({ filter: /^[a-z_:/]+$/ }, (args) => {
       const name = args.path.replace(/^node:/, '');
       // A bare name that a package provides (a browser polyfill such as 'buffer') is that package.
-      if (!args.path.startsWith('node:') && (!builtins.has(name) || existsSync(join(ROOT, 'node_modules', name))))
+      if (
+        !args.path.startsWith('node:') &&
+        (!builtins.has(name) || existsSync(join(ROOT, 'node_modules', name)))
+      )
         return undefined;
       return { path: name, namespace: 'node-stub' };
     });
@@ -132,7 +135,8 @@ export async function buildWeb({ outdir = join(ROOT, 'dist/browser'), write = tr
   ];
   const results = await Promise.all(builds.map((b) => esbuild.build({ ...options, ...b })));
   const files = new Map();
-  for (const f of results.flatMap((r) => r.outputFiles)) files.set(relative(outdir, f.path).split('\\').join('/'), f.contents);
+  for (const f of results.flatMap((r) => r.outputFiles))
+    files.set(relative(outdir, f.path).split('\\').join('/'), f.contents);
   for (const name of STATIC_FILES) files.set(name, readFileSync(join(WEB, name)));
   if (write) {
     // Written beside the final folder, then renamed into place: a server never sees half a bundle.

@@ -35,7 +35,7 @@ export const logMelSchema = z
     frameLengthMs: posNum.default(25),
     frameShiftMs: posNum.default(10),
     /** Per-utterance mean/variance normalisation (paper) or none. */
-    normalize: z.enum(['utterance', 'none']).default('utterance'),
+    normalize: z.enum(['utterance', 'none', 'global']).default('utterance'),
     /**
      * Our choice: floor on each bin's standard deviation in per-utterance normalisation, in
      * nats (src/audio cmvn). Keeps near-constant bins (dithered silence, a pure tone's empty

@@ -132,7 +132,7 @@ function removeStaleWork(dir: string): void {
 
 /**
  * The demo model folder: the cached one when complete and of this recipe, else trained and
- * exported now (about a minute on two cores; `quick`: seconds) and cached.
+ * exported now (one to a few minutes on two cores; `quick`: seconds) and cached.
  */
 export async function demoModel(opts: DemoModelOptions = {}): Promise<DemoModel> {
   const env = process.env;
@@ -150,7 +150,7 @@ export async function demoModel(opts: DemoModelOptions = {}): Promise<DemoModel>
     opts.corpusDir ?? join(cacheRoot(env), quick ? `${DEMO_VERSION}-quick` : DEMO_VERSION),
   );
   log(
-    `no --model: training the demo model once on the synthetic demo corpus (${quick ? 'quick: a tiny test model' : 'about a minute on two cores'}), cached in ${dir}`,
+    `no --model: training the demo model once on the synthetic demo corpus (${quick ? 'quick: a tiny test model' : 'one to a few minutes on two cores'}), cached in ${dir}`,
   );
   mkdirSync(dirname(dir), { recursive: true });
   removeStaleWork(dir);

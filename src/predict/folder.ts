@@ -33,7 +33,7 @@ export interface InputSpec {
 export interface FrontEndSpec {
   kind: 'logmel' | 'waveform';
   sampleRate: number;
-  logMel?: Record<string, unknown> & { normalize?: 'utterance' | 'none' };
+  logMel?: Record<string, unknown> & { normalize?: 'utterance' | 'none' | 'global' };
 }
 
 export interface ModelManifest {

@@ -370,25 +370,41 @@ export async function exportRun(
     name: u.id,
   }));
   const truth = tested.map((u) => u.label);
-  const score = async (int8: boolean) => {
-    const m = await Lemer.load(out, { int8 });
-    // One warm-up batch: the first run of a session allocates its buffers.
-    await m.predictBatch(inputs.slice(0, c.train.evalBatchSize), { batchSize: c.train.evalBatchSize });
-    const g0 = m.sessionSeconds;
+  // Both graphs loaded at once and timed in alternating passes (the machine's load drifts);
+  // small models repeat the pass for a few seconds, and each graph's fastest pass counts.
+  const bs = c.train.evalBatchSize;
+  const models = [await Lemer.load(out), await Lemer.load(out, { int8: true })];
+  const runs = models.map(() => ({
+    preds: [] as Awaited<ReturnType<Lemer['predictBatch']>>,
+    seconds: Infinity,
+    graphSeconds: Infinity,
+  }));
+  try {
+    for (const m of models) await m.predictBatch(inputs.slice(0, bs), { batchSize: bs }); // warm-up
     const t0 = performance.now();
-    const preds = await m.predictBatch(inputs, { batchSize: c.train.evalBatchSize, onProgress: o.progress });
-    const seconds = (performance.now() - t0) / 1000;
-    const graphSeconds = m.sessionSeconds - g0;
-    await m.release();
-    const acc = accuracies(
-      preds.map((p) => p.label),
+    for (let pass = 0; pass < 20 && (pass === 0 || performance.now() - t0 < 4000); pass++)
+      for (const [k, m] of models.entries()) {
+        const g0 = m.sessionSeconds;
+        const t = performance.now();
+        const preds = await m.predictBatch(inputs, {
+          batchSize: bs,
+          onProgress: pass === 0 ? o.progress : undefined,
+        });
+        runs[k].seconds = Math.min(runs[k].seconds, (performance.now() - t) / 1000);
+        runs[k].graphSeconds = Math.min(runs[k].graphSeconds, m.sessionSeconds - g0);
+        if (pass === 0) runs[k].preds = preds;
+      }
+  } finally {
+    for (const m of models) await m.release();
+  }
+  const [f, q] = runs.map((r) => ({
+    ...r,
+    ...accuracies(
+      r.preds.map((p) => p.label),
       truth,
       labels,
-    );
-    return { preds, ...acc, seconds, graphSeconds };
-  };
-  const f = await score(false);
-  const q = await score(true);
+    ),
+  }));
   const agree = f.preds.filter((p, k) => p.label === q.preds[k].label).length;
   const fig = (x: typeof f): ScoreFigures => ({
     wa: x.wa,

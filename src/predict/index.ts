@@ -8,6 +8,8 @@ export {
   type TokenWeight,
   type FrameWeight,
   type BatchOptions as PredictBatchOptions,
+  folderSource,
+  type ModelSource,
 } from './lemer.js';
 export {
   prepareAudio,

@@ -121,6 +121,8 @@ export interface BatchOptions {
   /** Utterances per ONNX Runtime run (default 8); batches group similar lengths. */
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Audio limits applied to every input, as predict's (the service's --max-seconds). */
+  limits?: AudioLimits;
 }
 
 /** One utterance, checked and featurised, waiting for a batch. */
@@ -313,7 +315,8 @@ export class Lemer {
       throw new Error(
         `${a.name}: too short for one log-mel frame (${a.samples.length} samples at ${fe.sampleRate} Hz)`,
       );
-    return normalize === 'none' ? f : cmvn(f);
+    // 'global': the model's graph normalises with the training statistics it carries.
+    return normalize === 'none' || normalize === 'global' ? f : cmvn(f);
   }
 
   /** Checks and featurises one input (decoding, resampling, tokenising, transcribing). */
@@ -586,12 +589,14 @@ export class Lemer {
     for (let w = 0; w < inputs.length; w += window) {
       const prepared: Prepared[] = [];
       for (let i = w; i < Math.min(inputs.length, w + window); i++)
-        prepared.push(await this.prepare(inputs[i], i));
+        prepared.push(await this.prepare(inputs[i], i, opts.limits));
       // Group by which graph and inputs they need, then sort by length.
       const groups = new Map<string, Prepared[]>();
       for (const p of prepared) groups.set(key(p), [...(groups.get(key(p)) ?? []), p]);
       for (const g of groups.values()) {
-        g.sort((a, b) => len(a) - len(b) || a.index - b.index);
+        // Then by text length: clips of one length (a batch of 5 s clips) share text padding too.
+        const tlen = (p: Prepared) => p.text?.ids.length ?? 0;
+        g.sort((a, b) => len(a) - len(b) || tlen(a) - tlen(b) || a.index - b.index);
         for (let i = 0; i < g.length; i += B) {
           const batch = g.slice(i, i + B);
           const preds = await this.runBatch(batch);

@@ -38,6 +38,8 @@ export interface QueueCliRun {
   attempts?: number;
   force?: boolean;
   stream?: ProgressStream;
+  /** Bars (true) or plain lines; default: whether `stream` is a terminal. */
+  tty?: boolean;
   log?: (msg: string) => void;
   warn?: (msg: string) => void;
 }

@@ -44,6 +44,11 @@ export interface WorkerOptions {
   maxJobs?: number;
   /** ONNX Runtime threads for this machine's runs (the config's runtime.threads otherwise). */
   threads?: number;
+  /**
+   * Where this machine mounts what the submitting one names otherwise: corpus paths that
+   * start with `from` are read under `to` (the first match wins).
+   */
+  mapPaths?: { from: string; to: string }[];
   /** How long a refused job (another code version) waits before it is offered again, ms. */
   refuseDelayMs?: number;
   /** Local progress display (the worker's own stderr). */
@@ -70,12 +75,30 @@ function permanent(job: Job, machine: string, what: string): UnrecoverableError 
   );
 }
 
+/** `from=to` (a `--map-path` value). */
+export function parseMapPath(v: string): { from: string; to: string } {
+  const eq = v.indexOf('=');
+  if (eq <= 0 || eq === v.length - 1)
+    throw new Error(`--map-path ${v}: expected <path there>=<path here>, e.g. /data=/mnt/data`);
+  return { from: v.slice(0, eq), to: v.slice(eq + 1) };
+}
+
+function mapPath(path: string, maps: { from: string; to: string }[]): string {
+  for (const m of maps) {
+    const from = m.from.replace(/\/+$/, '');
+    if (path === from || path.startsWith(`${from}/`))
+      return m.to.replace(/\/+$/, '') + path.slice(from.length);
+  }
+  return path;
+}
+
 /** The corpus a job names, read as the coordinator read it; a path this machine lacks is permanent. */
 async function jobCorpus(
   job: Job<FoldJobData>,
   machine: string,
+  maps: { from: string; to: string }[],
   warn?: (m: string) => void,
-): Promise<Corpus> {
+): Promise<{ corpus: Corpus; spec: string }> {
   const d = job.data;
   let spec;
   try {
@@ -83,17 +106,20 @@ async function jobCorpus(
   } catch (err) {
     throw permanent(job, machine, (err as Error).message);
   }
-  if (spec.kind !== 'demo' && spec.path && !existsSync(spec.path))
+  const path = spec.path ? mapPath(spec.path, maps) : undefined;
+  const here = path ? `${spec.kind}:${path}` : d.corpus.spec;
+  const mapped = path !== spec.path ? ` (${spec.path} there, --map-path)` : '';
+  if (spec.kind !== 'demo' && path && !existsSync(path))
     throw permanent(
       job,
       machine,
-      `the corpus path ${spec.path} (${d.corpus.spec}) does not exist on this machine`,
+      `the corpus path ${path}${mapped} (${d.corpus.spec}) does not exist on this machine`,
     );
   try {
-    if (spec.kind === 'demo') await loadDemoCorpus({ dir: spec.path });
-    return await loadCorpus(d.corpus.spec, { ...d.corpus.load, onWarning: warn });
+    if (spec.kind === 'demo') await loadDemoCorpus({ dir: path });
+    return { corpus: await loadCorpus(here, { ...d.corpus.load, onWarning: warn }), spec: here };
   } catch (err) {
-    throw permanent(job, machine, `cannot read the corpus ${d.corpus.spec}: ${(err as Error).message}`);
+    throw permanent(job, machine, `cannot read the corpus ${here}: ${(err as Error).message}`);
   }
 }
 
@@ -186,7 +212,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       throw permanent(job, machine, `bad config: ${(err as Error).message}`);
     }
     if (o.threads !== undefined) config = { ...config, runtime: { ...config.runtime, threads: o.threads } };
-    const corpus = await jobCorpus(job, machine, o.warn);
+    const { corpus, spec } = await jobCorpus(job, machine, o.mapPaths ?? [], o.warn);
     const hashCache =
       d.model !== 'text' ? new AudioCache(null, { kind: 'waveform', sampleRate: 16000 }) : null;
     const here = await corpusHash(corpus, hashCache);
@@ -194,7 +220,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       throw permanent(
         job,
         machine,
-        `the corpus ${d.corpus.spec} here differs from the one submitted from ${d.submittedFrom} (content hash ${here}, the job's ${d.corpus.hash})`,
+        `the corpus ${spec} here differs from the one submitted from ${d.submittedFrom} (content hash ${here}, the job's ${d.corpus.hash})`,
       );
     const tracker = new EpochTracker(d.model === 'score-fusion' ? 2 : 1);
     let training = false;
@@ -242,7 +268,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       await crossValidate({
         config,
         corpus,
-        corpusSpec: d.corpus.spec,
+        corpusSpec: spec,
         model: d.model,
         out: dir,
         resume: true,

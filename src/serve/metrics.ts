@@ -28,6 +28,7 @@ export class Metrics {
       queueDepth: () => number;
       queueMax: () => number;
       workerRestarts?: () => number;
+      batches?: () => { runs: number; predictions: number };
     },
   ) {}
 
@@ -85,6 +86,17 @@ export class Metrics {
     out.push('# HELP lemer_worker_restarts_total Inference workers started again after a crash.');
     out.push('# TYPE lemer_worker_restarts_total counter');
     out.push(`lemer_worker_restarts_total ${this.gauges.workerRestarts?.() ?? 0}`);
+    const b = this.gauges.batches?.() ?? { runs: 0, predictions: 0 };
+    out.push(
+      '# HELP lemer_batches_total Model runs of the inference worker (requests waiting are run together).',
+    );
+    out.push('# TYPE lemer_batches_total counter');
+    out.push(`lemer_batches_total ${b.runs}`);
+    out.push(
+      '# HELP lemer_batched_predictions_total Predictions those runs held (over lemer_batches_total: the mean batch size).',
+    );
+    out.push('# TYPE lemer_batched_predictions_total counter');
+    out.push(`lemer_batched_predictions_total ${b.predictions}`);
     out.push('# HELP lemer_uptime_seconds Seconds since the server started.');
     out.push('# TYPE lemer_uptime_seconds gauge');
     out.push(`lemer_uptime_seconds ${(Date.now() - this.started) / 1000}`);

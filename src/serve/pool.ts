@@ -97,6 +97,9 @@ export class InferencePool {
   private crashTimes: number[] = [];
   /** Workers started after a crash. */
   restarts = 0;
+  /** Model runs, and the predictions they held (their ratio: the mean batch size). */
+  batches = 0;
+  batchedPredictions = 0;
   /** Mean seconds per job (exponential average), for Retry-After. */
   private meanSeconds = 0.5;
   private readonly log: NonNullable<PoolOptions['log']>;
@@ -111,7 +114,12 @@ export class InferencePool {
   }
 
   static async start(opts: PoolOptions): Promise<InferencePool> {
-    const init: WorkerInit = { dir: opts.dir, int8: opts.int8, threads: opts.threads };
+    const init: WorkerInit = {
+      dir: opts.dir,
+      int8: opts.int8,
+      threads: opts.threads,
+      batchSize: opts.batchSize,
+    };
     const { worker, info } = await startWorker(init);
     const pool = new InferencePool(init, info, Math.max(1, opts.maxQueue ?? 16), opts.log);
     pool.attach(worker);
@@ -234,6 +242,11 @@ export class InferencePool {
   }
 
   private onMessage(m: FromWorker): void {
+    if (m.type === 'batch') {
+      this.batches++;
+      this.batchedPredictions += m.size;
+      return;
+    }
     if (m.type !== 'result' && m.type !== 'error' && m.type !== 'hold-done') return;
     const p = this.pending.get(m.id);
     if (!p) return;

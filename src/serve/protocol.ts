@@ -6,6 +6,8 @@ export interface WorkerInit {
   dir: string;
   int8?: boolean;
   threads?: number;
+  /** Most requests run together in one batch (default 8; 1: one at a time). */
+  batchSize?: number;
 }
 
 export type ToWorker =
@@ -36,4 +38,6 @@ export type FromWorker =
   | { type: 'failed'; message: string }
   | { type: 'result'; id: number; result: Prediction }
   | { type: 'hold-done'; id: number }
+  /** One model run of `size` predictions (before their results). */
+  | { type: 'batch'; size: number }
   | { type: 'error'; id: number; message: string };

@@ -49,6 +49,8 @@ export interface ServeOptions {
   model: string;
   int8?: boolean;
   threads?: number;
+  /** Most queued requests the worker runs together (default 8; 1: one at a time). */
+  batchSize?: number;
   limits?: Partial<ServeLimits>;
   /** Called with one line per notable event (start, shutdown, internal errors). */
   log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
@@ -272,6 +274,7 @@ export async function createServer(opts: ServeOptions): Promise<Server> {
     dir: opts.model,
     int8: opts.int8,
     threads: opts.threads,
+    batchSize: opts.batchSize,
     maxQueue: limits.maxQueue,
     log,
   });
@@ -280,13 +283,16 @@ export async function createServer(opts: ServeOptions): Promise<Server> {
     queueDepth: () => pool.depth,
     queueMax: () => pool.maxQueue,
     workerRestarts: () => pool.restarts,
+    batches: () => ({ runs: pool.batches, predictions: pool.batchedPredictions }),
   });
   const jsonLimit = Math.ceil((limits.maxBodyBytes * 4) / 3) + 8 * limits.maxTextChars + 64 * 1024;
   const app = Fastify({
     logger: false,
     bodyLimit: jsonLimit,
     requestTimeout: limits.requestTimeoutMs,
-    connectionTimeout: limits.requestTimeoutMs + 5000,
+    // A socket silent for this long is closed; a request waiting in the queue is silent until
+    // it is answered (at the latest 504 after timeoutMs), so the bound is above both timeouts.
+    connectionTimeout: Math.max(limits.requestTimeoutMs, limits.timeoutMs) + 5000,
     // Node checks the request timeout every connectionsCheckingInterval (default 30 s): often
     // enough that a stalled upload is answered near its deadline. headersTimeout may not
     // exceed requestTimeout.

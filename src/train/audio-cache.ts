@@ -28,7 +28,7 @@ export interface SpeechInput {
 export interface FrontEnd {
   kind: 'logmel' | 'waveform';
   sampleRate: number;
-  logMel?: LogMelOptions & { normalize?: 'utterance' | 'none' };
+  logMel?: LogMelOptions & { normalize?: 'utterance' | 'none' | 'global' };
 }
 
 /** The cache root: `train.cacheDir`, else $LEMER_CACHE/train, else ~/.cache/lemer/train. */
@@ -124,6 +124,7 @@ export class AudioCache {
     const { normalize, ...opts } = this.frontEnd.logMel ?? {};
     const f = logMel(wave, { ...opts, sampleRate: sr });
     if (f.frames === 0) throw new Error(`${path}: too short for one log-mel frame (${wave.length} samples)`);
-    return normalize === 'none' ? f : cmvn(f);
+    // 'global': raw features here; the model normalises them with the training part's statistics.
+    return normalize === 'none' || normalize === 'global' ? f : cmvn(f);
   }
 }

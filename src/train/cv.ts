@@ -32,6 +32,7 @@ import { cachedEncoder, encoderFeatures } from './features.js';
 import type { Encoder } from '../models/encoder.js';
 import { saveTokenizerJson } from '../text/vocab.js';
 import { initLabelEmbeddings, type LabelInitInfo } from './labels.js';
+import { inputNormStats, INPUT_NORM_PARAMS } from './input-norm.js';
 import { checkPretrainable, pretrainFold, type PretrainStepResult } from './pretrain-step.js';
 import {
   fuseScores,
@@ -157,7 +158,9 @@ export function configHash(cfg: LemerConfig): string {
   const out: Record<string, unknown> = { ...r, train: { ...r.train } };
   for (const k of ['pretrain', 'scoreFusion'] as const)
     if (JSON.stringify(cfg[k]) === JSON.stringify(defaults[k])) delete out[k];
-  if (cfg.train.validBy === 'utterance') delete (out.train as Record<string, unknown>).validBy;
+  const train = out.train as Record<string, unknown>;
+  if (cfg.train.validBy === 'utterance') delete train.validBy;
+  if (cfg.train.averageBest === 1) delete train.averageBest;
   return createHash('sha256').update(JSON.stringify(out)).digest('hex').slice(0, 16);
 }
 
@@ -322,6 +325,12 @@ async function fitOne(
   const train = examples(trainIdx);
   const valid = examples(validIdx);
   const test = examples(fold.test);
+  if (built.frontEnd?.kind === 'logmel' && cfg.speech.logMel.normalize === 'global') {
+    // Statistics of the training part only (never validation or test), before anything runs the encoder.
+    const stats = inputNormStats(train.map((e) => e.speech!));
+    built.initialParams.set(INPUT_NORM_PARAMS.mean, stats.mean);
+    built.initialParams.set(INPUT_NORM_PARAMS.std, stats.std);
+  }
   const labelInfo = await initLabelEmbeddings(cfg, built, corpus, train, {
     runtime: runtimeOptions(cfg),
     warn: o.warn,
@@ -445,6 +454,8 @@ async function runFold(s: Shared, fold: Fold, dir: string, o: RunOptions): Promi
           speech: s.speech!,
           foldDir: dir,
           resume: o.resume,
+          cacheDir: s.cfg.train.cacheDir ?? defaultCacheDir(),
+          codeVersion: s.version,
           runtime: runtimeOptions(s.cfg),
           progress: o.progress,
           log: o.log,

@@ -1,9 +1,12 @@
 /**
  * Label-embedding initialisation for one fold (Table 1's variants), from the fold's
  * TRAINING utterances only: text keywords by class TF-IDF through the text encoder
- * (src/models/lemer/label-embeddings.ts), and speech codes from k-means over the speech
- * encoder's last hidden states (encoders without a quantizer, as the in-place conformer),
- * L_s = mean hidden state at the frames carrying a class's top-K codes. The encoders run
+ * (src/models/lemer/label-embeddings.ts), and speech codes from the speech encoder folder's
+ * quantiser where it has one (a pretraining checkpoint, or the fold's 2nd-stage pretrained
+ * encoder), else from k-means over its last hidden states; L_s = mean hidden state at the
+ * frames carrying a class's top-K codes, or (codebookMode projection) the mean codebook
+ * vector of those codes, which the head projects. `bert` in a speech-only model builds the
+ * config's text encoder for the init alone (Table 1, B4). The encoders run
  * with the weights the trainer starts from (same names, same seed), so the embeddings
  * live in the space the head sees at step one.
  */
@@ -23,6 +26,8 @@ import { PARAM_PREFIXES } from '../models/lemer/index.js';
 import { hasQuantizer, quantizerCodebook, quantizerCodes } from '../pretrain/codes.js';
 import { makeBatch, type Example } from './data.js';
 import { buildModel, type BuiltModel } from './model.js';
+import { INPUT_NORM_PARAMS } from './input-norm.js';
+import { normalised } from './pretrain-step.js';
 
 export interface LabelInitInfo {
   /** Each class's keywords (text) and top codes (speech), where used. */
@@ -139,7 +144,22 @@ export async function initLabelEmbeddings(
       let codes: ArrayLike<number>[];
       if (source === 'quantizer') {
         // The quantiser labels the frames the encoder's hidden states stand on (same mask).
-        codes = (await quantizerCodes(dir!, feeds, { runtime: opts.runtime })).codes;
+        // The quantiser reads the encoder folder alone: global normalisation (in the model) applied here.
+        const mean = built.initialParams.get(INPUT_NORM_PARAMS.mean);
+        const std = built.initialParams.get(INPUT_NORM_PARAMS.std);
+        const qFeeds =
+          cfg.speech.logMel.normalize === 'global' && mean && std
+            ? feeds.map((f) => {
+                const x = f.input_features;
+                if (!x) return f;
+                const bins = x.shape[2];
+                return {
+                  ...f,
+                  input_features: { ...x, data: normalised(x.data as Float32Array, bins, { mean, std }) },
+                };
+              })
+            : feeds;
+        codes = (await quantizerCodes(dir!, qFeeds, { runtime: opts.runtime })).codes;
         codes.forEach((c, i) => {
           if (c.length !== hidden[i].frames)
             throw new Error(

@@ -17,6 +17,7 @@ import { createEncoder, loadEncoder } from '../models/encoders.js';
 import { CONFORMER_MODEL_TYPE, conformerEncoder, loadConformerFolder } from '../models/conformer/index.js';
 import type { FrontEnd } from './audio-cache.js';
 import { compactSpeechEncoder } from './inplace.js';
+import { withInputNorm } from './input-norm.js';
 
 export interface BuiltModel {
   kind: ModelKind;
@@ -164,6 +165,13 @@ export async function buildModel(
               source: `in-place log-mel conformer (hidden ${s.hiddenSize}, ${s.numLayers} layers)`,
               configSource: 'train.inPlace.speech',
             });
+    }
+    if (speechEncoder.inputs.input_features && cfg.speech.logMel.normalize === 'global') {
+      if (cfg.encoders.speech.freeze)
+        throw new Error(
+          "speech.logMel.normalize 'global' trains its statistics per fold; frozen speech encoders read cached features: use 'utterance' or 'none' with encoders.speech.freeze",
+        );
+      speechEncoder = withInputNorm(speechEncoder);
     }
     if (speechEncoder.inputs.input_features) {
       const bins = speechEncoder.inputs.input_features.shape[2];

@@ -5,20 +5,21 @@
  * nor the validation part (which stands for unseen data in early stopping). The result is
  * a Hugging Face-layout folder in the fold's run folder (`<fold>/pretrain/`), from which
  * fine-tuning starts (as `encoders.speech.path`). A finished step leaves `done.json` with
- * what it was made from; `--resume` keeps a folder whose record matches and redoes none.
+ * what it was made from; `--resume` keeps a folder whose record matches and redoes none, and
+ * a copy under the cache (`train.cacheDir`/pretrain) serves other runs with the same step.
  *
  * Encoders: an encoder folder (wav2vec2, wav2vec2-conformer, or lemer's log-mel conformer)
  * continues from its weights; the in-place conformer (`train.inPlace.speech.kind:
  * conformer`) starts from a config.json written from the config (random weights, the seed's).
  * The audio is the run's own front end's (the audio cache): log-mel as fine-tuning reads it.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { LemerConfig } from '../config/schema.js';
 import type { Corpus } from '../data/types.js';
 import type { Fold } from '../data/folds.js';
-import type { RuntimeOptions } from '../graph/runtime.js';
+import type { HostTensor, RuntimeOptions } from '../graph/runtime.js';
 import { CONFORMER_MODEL_TYPE } from '../models/conformer/index.js';
 import { readWav2Vec2FeatureConfig } from '../models/wav2vec2/index.js';
 import {
@@ -32,6 +33,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import type { Progress } from '../util/progress.js';
 import type { SpeechInput } from './audio-cache.js';
 import { inPlaceConformerConfig } from './model.js';
+import { inputNormStats } from './input-norm.js';
 
 export const PRETRAIN_DIR = 'pretrain';
 const DONE_FILE = 'done.json';
@@ -88,6 +90,10 @@ export interface PretrainStepOptions {
   /** The fold's run folder. */
   foldDir: string;
   resume: boolean;
+  /** The training cache root (train.cacheDir): finished steps are kept under `pretrain/`; null = none. */
+  cacheDir?: string | null;
+  /** Part of the cache key (not of --resume's check): other code, another cache entry. */
+  codeVersion?: string;
   runtime?: RuntimeOptions;
   progress?: (total: number, label: string) => Progress;
   log?: (msg: string) => void;
@@ -97,8 +103,10 @@ export interface PretrainStepOptions {
 export interface PretrainStepResult {
   /** The pretrained encoder folder (encoders.speech.path for fine-tuning). */
   dir: string;
-  /** True when a finished folder of an earlier run was kept. */
+  /** True when a finished folder of an earlier run was kept (--resume). */
   kept: boolean;
+  /** True when it was copied from the cache (the same step done by another run). */
+  cached: boolean;
   utterances: number;
   steps: number;
   firstLoss: number | null;
@@ -108,7 +116,7 @@ export interface PretrainStepResult {
 interface DoneRecord {
   format: 'lemer-pretrain-step';
   fingerprint: Record<string, unknown>;
-  result: Omit<PretrainStepResult, 'dir' | 'kept'>;
+  result: Omit<PretrainStepResult, 'dir' | 'kept' | 'cached'>;
 }
 
 /** The step's identity: settings, encoder, seed, front end and the training utterances' audio. */
@@ -162,13 +170,33 @@ export async function pretrainFold(o: PretrainStepOptions): Promise<PretrainStep
   const done = o.resume ? readDone(dir) : null;
   if (done && JSON.stringify(done.fingerprint) === JSON.stringify(fingerprint)) {
     o.log?.(`fold ${o.fold.name}: 2nd-stage pretraining finished in an earlier run, kept (${dir})`);
-    return { dir, kept: true, ...done.result };
+    return { dir, kept: true, cached: false, ...done.result };
   }
   if (done)
     o.log?.(
       `fold ${o.fold.name}: the pretrained encoder in ${dir} is from other settings: pretraining again`,
     );
   rmSync(dir, { recursive: true, force: true });
+  // The same settings on the same training audio make the same encoder (seeded): another run's
+  // (another ablation row's, a grid cell's) is copied from the cache instead of trained again.
+  const cached = o.cacheDir
+    ? join(
+        o.cacheDir,
+        'pretrain',
+        createHash('sha256')
+          .update(JSON.stringify([fingerprint, o.codeVersion ?? '']))
+          .digest('hex')
+          .slice(0, 24),
+      )
+    : null;
+  const hit = cached ? readDone(cached) : null;
+  if (cached && hit && JSON.stringify(hit.fingerprint) === JSON.stringify(fingerprint)) {
+    copyDirAtomic(cached, dir);
+    o.log?.(
+      `fold ${o.fold.name}: 2nd-stage pretraining with these settings on this audio is in the cache: copied (${cached})`,
+    );
+    return { dir, kept: false, cached: true, ...hit.result };
+  }
   mkdirSync(dir, { recursive: true });
   let encoderDir: string;
   if (source.kind === 'in-place') {
@@ -216,10 +244,15 @@ export async function pretrainFold(o: PretrainStepOptions): Promise<PretrainStep
     if (first.bins > 1 || source.kind === 'in-place' || source.modelType === CONFORMER_MODEL_TYPE) {
       // Log-mel frames, as the audio cache made them for fine-tuning; cut to maxSeconds.
       const maxFrames = Math.max(1, Math.floor((p.maxSeconds * 1000) / o.cfg.speech.logMel.frameShiftMs));
+      // Global normalisation (speech.logMel.normalize global) lives inside the fine-tuned model:
+      // pretraining sees the same normalised features, with the same training-part statistics.
+      const norm =
+        o.cfg.speech.logMel.normalize === 'global' ? inputNormStats(ids.map((i) => o.speech.get(i)!)) : null;
       const feats = ids.map((i) => {
         const x = o.speech.get(i)!;
         const frames = Math.min(x.frames, maxFrames);
-        return { data: x.data.subarray(0, frames * x.bins), frames, bins: x.bins };
+        const data = x.data.subarray(0, frames * x.bins);
+        return { data: norm ? normalised(data, x.bins, norm) : data, frames, bins: x.bins };
       });
       r = await pretrainConformerOnFeatures(feats, opts);
     } else {
@@ -244,5 +277,34 @@ export async function pretrainFold(o: PretrainStepOptions): Promise<PretrainStep
   // Written last: its presence means the folder is complete.
   const record: DoneRecord = { format: 'lemer-pretrain-step', fingerprint, result };
   writeFileAtomic(join(dir, DONE_FILE), JSON.stringify(record, null, 1) + '\n');
-  return { dir, kept: false, ...result };
+  if (cached)
+    try {
+      copyDirAtomic(dir, cached);
+    } catch (err) {
+      o.warn?.(`${label}: could not keep a copy in the cache (${cached}): ${(err as Error).message}`);
+    }
+  return { dir, kept: false, cached: false, ...result };
+}
+
+/** (x - mean) / std per bin, rows of `bins` values. */
+export function normalised(
+  data: Float32Array,
+  bins: number,
+  norm: { mean: HostTensor; std: HostTensor },
+): Float32Array {
+  const m = norm.mean.data as Float32Array;
+  const s = norm.std.data as Float32Array;
+  const out = new Float32Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = (data[i] - m[i % bins]) / s[i % bins];
+  return out;
+}
+
+/** Copies a folder to `to` through a temporary sibling and a rename: `to` is whole or absent. */
+function copyDirAtomic(from: string, to: string): void {
+  const tmp = `${to}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(dirname(to), { recursive: true });
+  cpSync(from, tmp, { recursive: true });
+  rmSync(to, { recursive: true, force: true });
+  renameSync(tmp, to);
 }

@@ -55,7 +55,9 @@ export async function decodeWithBrowser(bytes: Uint8Array, name: string): Promis
   try {
     buf = await ctx.decodeAudioData(bytes.slice().buffer);
   } catch (err) {
-    throw new Error(`${name}: neither WAV/FLAC nor a format this browser decodes (${(err as Error).message})`);
+    throw new Error(
+      `${name}: neither WAV/FLAC nor a format this browser decodes (${(err as Error).message})`,
+    );
   }
   const channels = Array.from({ length: buf.numberOfChannels }, (_, c) => buf.getChannelData(c));
   return floatWav(channels, buf.sampleRate);
@@ -79,7 +81,9 @@ export interface Recording {
 
 export async function startRecording(): Promise<Recording> {
   if (!navigator.mediaDevices?.getUserMedia || typeof MediaRecorder === 'undefined')
-    throw new Error('this browser cannot record (no MediaRecorder or microphone access; a page needs https or localhost)');
+    throw new Error(
+      'this browser cannot record (no MediaRecorder or microphone access; a page needs https or localhost)',
+    );
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
   const recorder = new MediaRecorder(stream);
   const parts: Blob[] = [];
@@ -96,7 +100,11 @@ export async function startRecording(): Promise<Recording> {
       for (const t of stream.getTracks()) t.stop();
       const raw = new Uint8Array(await new Blob(parts, { type: recorder.mimeType }).arrayBuffer());
       const name = `recording-${started.toISOString().slice(11, 19).replace(/:/g, '')}.wav`;
-      return { bytes: await decodeWithBrowser(raw, name), name, origin: `recording (${recorder.mimeType || 'audio'})` };
+      return {
+        bytes: await decodeWithBrowser(raw, name),
+        name,
+        origin: `recording (${recorder.mimeType || 'audio'})`,
+      };
     },
   };
 }

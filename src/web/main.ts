@@ -64,7 +64,9 @@ async function hasWebGpu(): Promise<boolean> {
  * (scripts/build-web.mjs): only the one a run needs is downloaded.
  */
 async function modelLoader(backend: Backend): Promise<typeof import('./model-source.js')> {
-  return (await import(new URL(`/web/model-${backend}.js`, location.href).href)) as typeof import('./model-source.js');
+  return (await import(
+    new URL(`/web/model-${backend}.js`, location.href).href
+  )) as typeof import('./model-source.js');
 }
 
 /** Models loaded in this page, one per backend, kept for later runs. */
@@ -76,7 +78,8 @@ function status(text: string, kind: 'info' | 'error' = 'info'): void {
 }
 
 function refreshButtons(): void {
-  const ready = audio !== null && health !== null && !busy;
+  // A text model needs no audio; the others do.
+  const ready = health !== null && !busy && (audio !== null || health.model.kind === 'text');
   ui.server.disabled = !ready;
   ui.browser.disabled = !ready;
   ui.record.disabled = busy;
@@ -119,12 +122,14 @@ function show(p: Prediction, where: string): void {
   renderLegend(ui.legend, p);
   drawWaveform(ui.waveform, audio?.samples ?? null, 16000, p.frames, p.audio?.seconds ?? audio?.seconds ?? 0);
   const notes = [...(p.note ? [p.note] : []), ...p.warnings];
-  ui.warnings.replaceChildren(...notes.map((w) => Object.assign(document.createElement('li'), { textContent: w })));
+  ui.warnings.replaceChildren(
+    ...notes.map((w) => Object.assign(document.createElement('li'), { textContent: w })),
+  );
   ui.json.textContent = JSON.stringify(p, null, 2);
 }
 
 async function run(what: string, fn: () => Promise<void>): Promise<void> {
-  if (busy || !audio) return;
+  if (busy) return;
   busy = true;
   refreshButtons();
   status(`${what}…`);
@@ -139,9 +144,9 @@ async function run(what: string, fn: () => Promise<void>): Promise<void> {
 }
 
 async function predictOnServer(): Promise<void> {
-  const a = audio!;
+  const a = audio;
   const form = new FormData();
-  form.append('audio', new Blob([a.bytes.slice().buffer], { type: 'audio/wav' }), a.name);
+  if (a) form.append('audio', new Blob([a.bytes.slice().buffer], { type: 'audio/wav' }), a.name);
   if (ui.transcript.value.trim()) form.append('text', ui.transcript.value);
   const t0 = performance.now();
   const r = await fetch('/v1/predict', { method: 'POST', body: form });
@@ -152,7 +157,7 @@ async function predictOnServer(): Promise<void> {
 }
 
 async function predictInBrowser(): Promise<void> {
-  const a = audio!;
+  const a = audio;
   const wanted = ui.backend.value === 'wasm' ? 'wasm' : 'auto';
   const backend: Backend = wanted === 'auto' && (await hasWebGpu()) ? 'webgpu' : 'wasm';
   let model = models.get(backend);
@@ -175,11 +180,13 @@ async function predictInBrowser(): Promise<void> {
   status('running in this browser…');
   const t0 = performance.now();
   const p = await m.predict({
-    audio: a.bytes,
-    name: a.name,
+    ...(a ? { audio: a.bytes, name: a.name } : {}),
     ...(ui.transcript.value.trim() ? { text: ui.transcript.value } : {}),
   });
-  show(p, `this browser, ${backend === 'webgpu' ? 'WebGPU' : 'WASM'}, ${Math.round(performance.now() - t0)} ms`);
+  show(
+    p,
+    `this browser, ${backend === 'webgpu' ? 'WebGPU' : 'WASM'}, ${Math.round(performance.now() - t0)} ms`,
+  );
   status('');
 }
 

@@ -75,7 +75,8 @@ export function urlSource(base: string, opts: BrowserModelOptions): ModelSource 
     readText,
     async manifest() {
       const text = await readText(MANIFEST_FILE);
-      if (text === null) throw new Error(`${url(MANIFEST_FILE)}: missing: ${base} is not a lemer model folder`);
+      if (text === null)
+        throw new Error(`${url(MANIFEST_FILE)}: missing: ${base} is not a lemer model folder`);
       return parseManifest(text, url(MANIFEST_FILE));
     },
     async session(file, options) {

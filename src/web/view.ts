@@ -68,6 +68,7 @@ export function renderTokens(target: HTMLElement, tokens: TokenWeight[] | undefi
     });
     span.dataset.weight = String(t.weight);
     span.style.background = weightColour(t.weight, max);
+    if (max > 0 && Math.abs(t.weight) / max > 0.55) span.style.color = '#fff';
     nodes.push(span);
   }
   target.replaceChildren(...nodes);

@@ -105,7 +105,7 @@ export function spawnLemer(args: string[], env: NodeJS.ProcessEnv): LemerProcess
     stderr: () => err,
     stdout: () => out,
     exited,
-    waitFor: async (re, ms = 60_000) => {
+    waitFor: async (re, ms = 120_000) => {
       const t0 = Date.now();
       while (!re.test(err)) {
         if (proc.exitCode !== null || proc.signalCode !== null || Date.now() - t0 > ms)

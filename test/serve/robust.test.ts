@@ -239,3 +239,54 @@ test('a crashed or stopped worker: requests in flight get 503 JSON, a new worker
   const m = await (await fetch(`${url}/metrics`)).text();
   assert.match(m, /lemer_worker_restarts_total 2/);
 });
+
+test('requests that wait are run as one batch, each with its own answer (a bad one too)', async () => {
+  const { Lemer } = await import('../../src/predict/lemer.js');
+  const model = await Lemer.load(server.info.dir, { threads: 1 });
+  const clips = [150, 200, 2000, 2500].map((hz, i) => wavBytes(tone(hz, 0.5 + 0.2 * i), 16000));
+  const texts = ['the low hum', 'a deep low sound', 'the high whistle', 'a bright high sound'];
+  const want = [];
+  for (let i = 0; i < clips.length; i++) want.push(await model.predict({ audio: clips[i], text: texts[i] }));
+  await model.release();
+  const b0 = { runs: server.pool.batches, n: server.pool.batchedPredictions };
+  // While the worker is busy, four good requests and a bad one queue up: one batch, then the
+  // bad one makes it fall back to one run each.
+  for (const withBad of [false, true]) {
+    const held = server.pool.hold(400);
+    const answers = clips.map((c, i) => upload(c, texts[i]));
+    if (withBad) answers.push(upload(wav.subarray(0, 45)));
+    await until(() => server.pool.depth === answers.length + 1, 'all queued');
+    await held;
+    const rs = await Promise.all(answers);
+    for (let i = 0; i < clips.length; i++) {
+      assert.equal(rs[i].status, 200);
+      const got = (await rs[i].json()) as (typeof want)[number];
+      assert.equal(got.label, want[i].label);
+      for (const l of Object.keys(want[i].probs))
+        assert.ok(
+          Math.abs(got.probs[l] - want[i].probs[l]) < 1e-5,
+          `${i} ${l}: ${got.probs[l]} vs ${want[i].probs[l]}`,
+        );
+      assert.deepEqual(
+        got.tokens?.map((t) => t.token),
+        want[i].tokens?.map((t) => t.token),
+      );
+      assert.equal(got.frames?.length, want[i].frames?.length);
+    }
+    if (withBad) await refused(rs[4], 422, 'invalid_audio');
+  }
+  // First round: one run of 4. Second: the batch of 5 failed, then 5 runs of one.
+  assert.equal(server.pool.batches - b0.runs, 1 + 5);
+  assert.equal(server.pool.batchedPredictions - b0.n, 4 + 5);
+  const m = await (await fetch(`${url}/metrics`)).text();
+  assert.match(m, /^lemer_batches_total \d+$/m);
+});
+
+test('a request that waits in the queue longer than the body timeout (plus 5 s) is still answered', async () => {
+  // The body timeout is 1 s here; a request whose upload is complete is not a slow client,
+  // and its silent socket must outlive the wait (up to the prediction timeout).
+  const held = server.pool.hold(6500);
+  const r = await upload(wav);
+  assert.equal(r.status, 200, await r.clone().text());
+  await held;
+});

@@ -41,10 +41,10 @@ test('speech-only bert init: L_s = the projected text label embeddings of the tr
   await initLabelEmbeddings(cfg, fused, corpus, train, { runtime: { threads: 1 } });
   const lt = fused.initialParams.get('head.label_embeddings.text')!;
   const want = projectTextLabels(lt, ls.shape[1], cfg.seed);
-  assert.deepEqual(Array.from(ls.data), Array.from(want.data));
+  assert.deepEqual(Array.from(ls.data as Float32Array), Array.from(want.data as Float32Array));
   assert.deepEqual(
-    Array.from(fused.initialParams.get('head.label_embeddings.speech')!.data),
-    Array.from(want.data),
+    Array.from(fused.initialParams.get('head.label_embeddings.speech')!.data as Float32Array),
+    Array.from(want.data as Float32Array),
   );
   // Random text init cannot feed it.
   const bad = loadConfig(join(work, 'tiny.yaml'), {

@@ -13,6 +13,8 @@ import { loadCorpus } from '../../src/data/corpus.js';
 import { readSafetensors } from '../../src/graph/safetensors.js';
 import { quantizerCodebook } from '../../src/pretrain/codes.js';
 import { crossValidate, type FoldResult } from '../../src/train/cv.js';
+import { inputNormStats } from '../../src/train/input-norm.js';
+import { normalised } from '../../src/train/pretrain-step.js';
 import { tinyConfigYaml, writeToneWav, writeTinyCorpus } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'lemer-pretrain-step-'));
@@ -34,12 +36,12 @@ const cacheDir = join(work, 'cache');
 
 async function run(
   out: string,
-  opts: { spec?: string; resume?: boolean; over?: Record<string, unknown> } = {},
+  opts: { spec?: string; resume?: boolean; over?: Record<string, unknown>; cache?: string } = {},
 ) {
   const config = loadConfig(cfgFile, {
     ...opts.over,
     train: {
-      cacheDir,
+      cacheDir: opts.cache ?? cacheDir,
       epochs: 1,
       inPlace: {
         speech: {
@@ -109,12 +111,20 @@ test('pretraining per fold on its training audio only; kept on --resume; fine-tu
 
   // The test fold's audio changed: the pretrained encoder is the same, bit for bit.
   const testChanged = alteredCorpus('t', (x) => x.session === 'ses1');
-  const b = await run('b', { spec: `manifest:${testChanged}` });
+  // (Another cache: the same training audio would otherwise be a cache hit.)
+  const b = await run('b', { spec: `manifest:${testChanged}`, cache: join(work, 'cache-b') });
+  assert.equal(b.fold.pretrain!.cached, false);
   assert.ok(weightsOf(a.dir).equals(weightsOf(b.dir)), 'the test fold shaped the pretrained encoder');
   // One training utterance's audio changed: it differs (the comparison can fail).
   const trainChanged = alteredCorpus('u', (x) => x.id === 's2a_0');
   const c = await run('c', { spec: `manifest:${trainChanged}` });
   assert.ok(!weightsOf(a.dir).equals(weightsOf(c.dir)));
+
+  // Another run of the same step (an ablation row, a grid cell) copies it from the cache.
+  const d = await run('d');
+  assert.equal(d.fold.pretrain!.cached, true);
+  assert.ok(d.logs.some((m) => /is in the cache: copied/.test(m)));
+  assert.ok(weightsOf(a.dir).equals(weightsOf(d.dir)));
 
   // --resume: a finished pretraining step is kept, not redone (the fold itself reruns here).
   rmSync(join(work, 'a', 'folds', 'ses1', 'result.json'));
@@ -148,12 +158,24 @@ test('codebookMode projection: L_s from the quantiser codebook vectors of each c
     }
   });
   // Packed code = idx_0 * V + idx_1 (V = 4): its vector is the two group entries side by side.
-  const raw = readSafetensors(join(p.dir, 'model.safetensors')).tensors.get('quantizer.codevectors')!;
+  const raw = readSafetensors(join(p.dir, 'model.safetensors')).tensors.get('quantizer.codevectors')!
+    .data as Float32Array;
   const v = book.vectorOf(1 * 4 + 3);
   assert.deepEqual(Array.from(v), [
-    ...Array.from(raw.data.slice(1 * 4, 1 * 4 + 4)),
-    ...Array.from(raw.data.slice((4 + 3) * 4, (4 + 3) * 4 + 4)),
+    ...Array.from(raw.slice(1 * 4, 1 * 4 + 4)),
+    ...Array.from(raw.slice((4 + 3) * 4, (4 + 3) * 4 + 4)),
   ]);
+});
+
+test('global log-mel normalisation: pretraining and the quantiser codes read the normalised features', async () => {
+  const g = await run('global', { over: { speech: { logMel: { numBins: 16, normalize: 'global' } } } });
+  assert.equal(g.fold.pretrain!.cached, false);
+  assert.equal(g.fold.fits[0].labelInit.codeSource, 'quantizer');
+  const { mean, std } = inputNormStats([{ data: Float32Array.from([1, 10, 3, 30]), frames: 2, bins: 2 }]);
+  assert.deepEqual(
+    Array.from(normalised(Float32Array.from([2, 20, 1, 10]), 2, { mean, std })),
+    [0, 0, -1, -1],
+  );
 });
 
 test('pretrain.enabled with an encoder that cannot be pretrained stops before any work', async () => {

@@ -108,3 +108,47 @@ test('temperature: T where p(right) = sigmoid(2 / T) matches the validation hit 
   assert.ok(Math.abs(r.factors[1] - Math.log(3) / 2) < 1e-6);
   assert.deepEqual(pred(r.logits), yTest);
 });
+
+test('lemer cv --model score-fusion with scoreFusion.weighting validation-ua: the factors come from the validation logits kept per model', async () => {
+  const { mkdtempSync, rmSync, writeFileSync, readFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { loadConfig } = await import('../../src/config/load.js');
+  const { loadCorpus } = await import('../../src/data/corpus.js');
+  const { crossValidate } = await import('../../src/train/cv.js');
+  const { tinyConfigYaml, writeTinyCorpus } = await import('./helpers.js');
+  const work = mkdtempSync(join(tmpdir(), 'lemer-sf-'));
+  try {
+    const manifest = writeTinyCorpus(join(work, 'corpus'), { perSpeaker: 3, seconds: 0.3 });
+    writeFileSync(join(work, 'tiny.yaml'), tinyConfigYaml('scoreFusion: { weighting: validation-ua }\n'));
+    const config = loadConfig(join(work, 'tiny.yaml'), {
+      train: { cacheDir: join(work, 'cache'), epochs: 1 },
+    });
+    const spec = `manifest:${manifest}`;
+    await crossValidate({
+      config,
+      corpus: await loadCorpus(spec, { labels: config.classes }),
+      corpusSpec: spec,
+      model: 'score-fusion',
+      out: join(work, 'sf'),
+      resume: false,
+      folds: ['ses1'],
+    });
+    const fold = JSON.parse(readFileSync(join(work, 'sf', 'folds', 'ses1', 'result.json'), 'utf8')) as {
+      fusion: { weighting: string; factors: number[]; validUa: number[] };
+      fits: { valid: { logits: number[][]; yTrue: number[] } }[];
+    };
+    assert.equal(fold.fusion.weighting, 'validation-ua');
+    assert.deepEqual(
+      fold.fusion.validUa,
+      fold.fits.map((f) => recallMean(f.valid.logits, f.valid.yTrue, 2)),
+    );
+    const above = fold.fusion.validUa.map((u) => Math.max(0, u - 0.5));
+    const total = above[0] + above[1];
+    fold.fusion.factors.forEach((f, k) =>
+      assert.ok(Math.abs(f - (total > 0 ? above[k] / total : 0.5)) < 1e-12),
+    );
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});

@@ -52,7 +52,9 @@ async function apiPredict(bytes: Uint8Array, name: string, text: string): Promis
 
 /** Waits for the page's result after `after` earlier ones, from `source`, and reads it (the JSON it shows, and its bars). */
 async function nextResult(source: 'server' | 'browser', after: number): Promise<Prediction> {
-  await page.locator(`#result[data-source="${source}"][data-run="${after + 1}"]`).waitFor({ timeout: 60_000 });
+  await page
+    .locator(`#result[data-source="${source}"][data-run="${after + 1}"]`)
+    .waitFor({ timeout: 60_000 });
   const shown = JSON.parse((await page.locator('#result-json').textContent()) ?? '') as Prediction;
   // The bars carry the exact probabilities they draw.
   const rows = page.locator('#probs .prob');
@@ -117,46 +119,48 @@ after(async () => {
   await server?.close();
 });
 
-test('upload a WAV: the server result, then the same model in the browser (WASM) to 1e-4', { skip }, async () => {
-  await page.goto(`${url}/`);
-  await page.waitForSelector('body[data-ready="1"]');
-  const wav = stereoClip();
-  const file = join(mkdtempSync(join(tmpdir(), 'lemer-web-')), 'clip.wav');
-  writeFileSync(file, wav);
-  await page.setInputFiles('#audio-file', file);
-  await page.waitForSelector('#predict-server:enabled');
-  assert.match((await page.locator('#audio-info').textContent()) ?? '', /0\.90 s, 22050 Hz, 2 channels/);
-  await page.fill('#transcript', TEXT);
+test(
+  'upload a WAV: the server result, then the same model in the browser (WASM) to 1e-4',
+  { skip },
+  async () => {
+    await page.goto(`${url}/`);
+    await page.waitForSelector('body[data-ready="1"]');
+    const wav = stereoClip();
+    const file = join(mkdtempSync(join(tmpdir(), 'lemer-web-')), 'clip.wav');
+    writeFileSync(file, wav);
+    await page.setInputFiles('#audio-file', file);
+    await page.waitForSelector('#predict-server:enabled');
+    assert.match((await page.locator('#audio-info').textContent()) ?? '', /0\.90 s, 22050 Hz, 2 channels/);
+    await page.fill('#transcript', TEXT);
 
-  await page.click('#predict-server');
-  const onServer = await nextResult('server', 0);
-  const api = await apiPredict(wav, 'clip.wav', TEXT);
-  assertClose(onServer, api, 1e-9, 'page (server) vs API');
-  assert.equal(onServer.name, 'clip.wav');
-  assert.ok((onServer.frames?.length ?? 0) > 10 && (onServer.tokens?.length ?? 0) > 0);
+    await page.click('#predict-server');
+    const onServer = await nextResult('server', 0);
+    const api = await apiPredict(wav, 'clip.wav', TEXT);
+    assertClose(onServer, api, 1e-9, 'page (server) vs API');
+    assert.equal(onServer.name, 'clip.wav');
+    assert.ok((onServer.frames?.length ?? 0) > 10 && (onServer.tokens?.length ?? 0) > 0);
 
-  const predictsBefore = requests.filter((r) => r.endsWith('/v1/predict')).length;
-  await page.selectOption('#backend', 'wasm');
-  const runs = await runCount();
-  await page.click('#predict-browser');
-  const inBrowser = await nextResult('browser', runs);
-  assertClose(inBrowser, api, 1e-4, 'browser (WASM) vs server');
-  assert.deepEqual(inBrowser.audio, api.audio);
-  assert.match((await page.locator('#result-source').textContent()) ?? '', /this browser, WASM/);
-  // The audio stayed in the page: no prediction request, and every request went to this server.
-  assert.equal(requests.filter((r) => r.endsWith('/v1/predict')).length, predictsBefore);
-  assert.ok(requests.some((r) => r.endsWith('/model/model.onnx')));
-  // The WASM-only runtime, not the twice-as-large WebGPU one.
-  assert.ok(requests.some((r) => r.endsWith('/web/model-wasm.js')));
-  assert.ok(requests.some((r) => r.endsWith('/ort/ort-wasm-simd-threaded.wasm')));
-  assert.ok(!requests.some((r) => /model-webgpu|jsep/.test(r)));
-  const foreign = requests.filter((r) => !r.startsWith(url) && !/^(blob|data):/.test(r));
-  assert.deepEqual(foreign, []);
-  assert.deepEqual(pageErrors, []);
-  const T = Date.now();
-  await page.screenshot({ path: join(ARTIFACTS, 'web-page.png') });
-  console.error('shot', Date.now() - T);
-});
+    const predictsBefore = requests.filter((r) => r.endsWith('/v1/predict')).length;
+    await page.selectOption('#backend', 'wasm');
+    const runs = await runCount();
+    await page.click('#predict-browser');
+    const inBrowser = await nextResult('browser', runs);
+    assertClose(inBrowser, api, 1e-4, 'browser (WASM) vs server');
+    assert.deepEqual(inBrowser.audio, api.audio);
+    assert.match((await page.locator('#result-source').textContent()) ?? '', /this browser, WASM/);
+    // The audio stayed in the page: no prediction request, and every request went to this server.
+    assert.equal(requests.filter((r) => r.endsWith('/v1/predict')).length, predictsBefore);
+    assert.ok(requests.some((r) => r.endsWith('/model/model.onnx')));
+    // The WASM-only runtime, not the twice-as-large WebGPU one.
+    assert.ok(requests.some((r) => r.endsWith('/web/model-wasm.js')));
+    assert.ok(requests.some((r) => r.endsWith('/ort/ort-wasm-simd-threaded.wasm')));
+    assert.ok(!requests.some((r) => /model-webgpu|jsep/.test(r)));
+    const foreign = requests.filter((r) => !r.startsWith(url) && !/^(blob|data):/.test(r));
+    assert.deepEqual(foreign, []);
+    assert.deepEqual(pageErrors, []);
+    await page.screenshot({ path: join(ARTIFACTS, 'web-page.png') });
+  },
+);
 
 test('record (fake microphone): the server and the browser agree on the recording', { skip }, async () => {
   await page.click('#record');

@@ -14,6 +14,7 @@ interface ServeCliOptions {
   host: string;
   int8?: boolean;
   threads?: number;
+  batchSize: number;
   maxQueue: number;
   maxSeconds: number;
   maxTextChars: number;
@@ -34,6 +35,12 @@ export function registerServe(program: Command, io: CliIo): void {
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--int8', "run the model folder's int8 graph (export --quantize int8)")
     .option('--threads <n>', 'ONNX Runtime threads (default: one per core)', intOption(1))
+    .option(
+      '--batch-size <n>',
+      'most waiting predictions run together in one batch (1: one at a time)',
+      intOption(1),
+      8,
+    )
     .option(
       '--max-queue <n>',
       'predictions running or waiting before 503',
@@ -85,6 +92,7 @@ export function registerServe(program: Command, io: CliIo): void {
         model: dir,
         int8: o.int8,
         threads: o.threads,
+        batchSize: o.batchSize,
         limits: {
           maxQueue: o.maxQueue,
           maxSeconds: o.maxSeconds,

@@ -1,0 +1,75 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config/load.js';
+import { loadCorpus } from '../../src/data/corpus.js';
+import { crossValidate, protocolFolds } from '../../src/train/cv.js';
+import { configFrontEnd } from '../../src/train/model.js';
+import { AudioCache } from '../../src/train/audio-cache.js';
+import { inputNormStats, INPUT_NORM_PARAMS } from '../../src/train/input-norm.js';
+import { loadCheckpoint } from '../../src/graph/checkpoint.js';
+import { tinyConfigYaml, writeTinyCorpus } from './helpers.js';
+
+const work = mkdtempSync(join(tmpdir(), 'lemer-inorm-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+test('inputNormStats: per-bin mean and population std over all frames, std floored', () => {
+  const a = { data: new Float32Array([1, 5, 3, 5]), frames: 2, bins: 2 };
+  const b = { data: new Float32Array([5, 5]), frames: 1, bins: 2 };
+  const s = inputNormStats([a, b], 0.5);
+  assert.deepEqual(Array.from(s.mean.data as Float32Array), [3, 5]);
+  // bin 0: 1, 3, 5 -> population std sqrt(8/3); bin 1 constant -> the floor
+  assert.ok(Math.abs((s.std.data as Float32Array)[0] - Math.sqrt(8 / 3)) < 1e-6);
+  assert.equal((s.std.data as Float32Array)[1], 0.5);
+  assert.throws(() => inputNormStats([]), /no training utterances/);
+});
+
+test("speech.logMel.normalize global: frozen statistics of the fold's training part only, inside the model", async () => {
+  const manifest = writeTinyCorpus(join(work, 'corpus'));
+  const cfgFile = join(work, 'tiny.yaml');
+  writeFileSync(cfgFile, tinyConfigYaml());
+  const cacheDir = join(work, 'cache');
+  const config = loadConfig(cfgFile, {
+    train: { cacheDir, epochs: 2 },
+    speech: { logMel: { numBins: 16, normalize: 'global' } },
+  });
+  const spec = `manifest:${manifest}`;
+  const corpus = await loadCorpus(spec, { labels: config.classes });
+  const out = join(work, 'run');
+  const r = await crossValidate({
+    config,
+    corpus,
+    corpusSpec: spec,
+    model: 'speech',
+    out,
+    resume: false,
+    folds: 'first',
+  });
+  assert.ok(r.folds.length >= 1);
+  const fold = protocolFolds(config, corpus)[0];
+  const cache = new AudioCache(cacheDir, configFrontEnd(config));
+  const feats = async (idx: number[]) =>
+    Promise.all(idx.map((i) => cache.get(corpus.utterances[i].audioPath!)));
+  const want = inputNormStats(await feats(fold.train));
+  const leaky = inputNormStats(await feats([...fold.train, ...(fold.valid ?? []), ...fold.test]));
+  const foldDir = join(out, 'folds', readdirSync(join(out, 'folds'))[0]);
+  for (const ck of ['best', 'last']) {
+    const p = loadCheckpoint(join(foldDir, ck), { optimizer: false }).params;
+    for (const k of ['mean', 'std'] as const) {
+      const got = p.get(INPUT_NORM_PARAMS[k])!.data as Float32Array;
+      const w = want[k].data as Float32Array;
+      for (let i = 0; i < w.length; i++)
+        assert.ok(
+          Math.abs(got[i] - w[i]) <= 1e-5 * (1 + Math.abs(w[i])),
+          `${ck} ${k}[${i}]: ${got[i]} vs ${w[i]}`,
+        );
+      const l = leaky[k].data as Float32Array;
+      assert.ok(
+        l.some((v, i) => Math.abs(v - w[i]) > 1e-3),
+        'statistics over every utterance differ from the training part',
+      );
+    }
+  }
+});
