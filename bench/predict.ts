@@ -4,7 +4,8 @@
 // forward of the same two encoders in the same run; and the real-time factor of --segment
 // on a long recording.
 //   npm run bench -- predict [--n 8] [--batch 4] [--long 60] [--no-torch] [--threads 2]
-// predict_ratio = PyTorch time / lemer time (> 1: lemer faster). The physical limit for 5 s
+// predict_ratio = PyTorch time / lemer time (> 1: lemer faster); PyTorch runs before and after
+// lemer and its mean rate counts (the shared machine's load drifts). The physical limit for 5 s
 // clips with these encoders on 2 cores is about 3-4 utterances/s in fp32 (~95 GFLOP each):
 // physical_limit_share is lemer's fp32 rate over 3.5/s.
 import { spawnSync } from 'node:child_process';
@@ -145,27 +146,14 @@ export default async function predict(argv: string[]): Promise<Json> {
       await m.release();
       return { ups: N / s, preds };
     };
-    process.stderr.write('predict bench: fp32\n');
-    const f = await rate(false);
-    process.stderr.write('predict bench: int8\n');
-    const q = await rate(true);
-    out.fp32_utterances_per_second = round(f.ups);
-    out.int8_utterances_per_second = round(q.ups);
-    out.int8_speedup = round(q.ups / f.ups, 2);
-    out.int8_same_label = round(f.preds.filter((p, i) => p.label === q.preds[i].label).length / N, 3);
-    out.int8_max_prob_change = round(
-      Math.max(...f.preds.flatMap((p, i) => LABELS.map((l) => Math.abs(p.probs[l] - q.preds[i].probs[l])))),
-      4,
-    );
-    process.stderr.write(`predict bench: ${JSON.stringify(out)}\n`);
-    out.physical_limit_utterances_per_second = 3.5;
-    out.physical_limit_share = round(f.ups / 3.5, 3);
-    // PyTorch: the forward of the same two encoders on the same batch shapes.
+    // PyTorch: the forward of the same two encoders on the same batch shapes. The machine is
+    // shared and its load drifts: PyTorch runs right before and right after lemer (fp32, then
+    // int8), and the ratios use the mean of its two rates.
     const py = argv.includes('--no-torch') ? null : python();
-    if (py) {
-      process.stderr.write('predict bench: PyTorch\n');
+    const torchRun = (when: string): Json => {
+      process.stderr.write(`predict bench: PyTorch (${when})\n`);
       const tr = spawnSync(
-        py,
+        py!,
         [
           join(benchDir, 'predict_torch.py'),
           '--batch',
@@ -179,14 +167,35 @@ export default async function predict(argv: string[]): Promise<Json> {
         ],
         { env: { ...benchEnv, OMP_NUM_THREADS: String(threads) }, encoding: 'utf8' },
       );
-      if (tr.status === 0) {
-        const t = JSON.parse(tr.stdout.trim().split('\n').pop()!) as Json;
-        out.torch = t;
-        out.torch_utterances_per_second = round(t.utterances_per_second);
-        out.predict_ratio = round(f.ups / t.utterances_per_second, 3);
-        out.predict_ratio_int8 = round(q.ups / t.utterances_per_second, 3);
-      } else out.torch = { error: tr.stderr.slice(-500) };
-    } else out.torch = null;
+      if (tr.status !== 0) return { error: tr.stderr.slice(-500) };
+      return { ...(JSON.parse(tr.stdout.trim().split('\n').pop()!) as Json), load_average: load() };
+    };
+    const torchBefore = py ? torchRun('before lemer') : null;
+    process.stderr.write('predict bench: fp32\n');
+    const f = await rate(false);
+    (out.load_average as Json).after_fp32 = load();
+    process.stderr.write('predict bench: int8\n');
+    const q = await rate(true);
+    (out.load_average as Json).after_int8 = load();
+    const torchAfter = py ? torchRun('after lemer') : null;
+    out.fp32_utterances_per_second = round(f.ups);
+    out.int8_utterances_per_second = round(q.ups);
+    out.int8_speedup = round(q.ups / f.ups, 2);
+    out.int8_same_label = round(f.preds.filter((p, i) => p.label === q.preds[i].label).length / N, 3);
+    out.int8_max_prob_change = round(
+      Math.max(...f.preds.flatMap((p, i) => LABELS.map((l) => Math.abs(p.probs[l] - q.preds[i].probs[l])))),
+      4,
+    );
+    process.stderr.write(`predict bench: ${JSON.stringify(out)}\n`);
+    out.physical_limit_utterances_per_second = 3.5;
+    out.physical_limit_share = round(f.ups / 3.5, 3);
+    if (torchBefore && torchAfter && !torchBefore.error && !torchAfter.error) {
+      const ups = (torchBefore.utterances_per_second + torchAfter.utterances_per_second) / 2;
+      out.torch = { before: torchBefore, after: torchAfter };
+      out.torch_utterances_per_second = round(ups);
+      out.predict_ratio = round(f.ups / ups, 3);
+      out.predict_ratio_int8 = round(q.ups / ups, 3);
+    } else out.torch = py ? { before: torchBefore, after: torchAfter } : null;
     process.stderr.write(`predict bench: torch ${JSON.stringify(out.torch)}\n`);
     (out.load_average as Json).after_speed = load();
     // --segment on a long recording: a real EmoDB utterance (the shared data; lemer ships no

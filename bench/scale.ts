@@ -2,6 +2,7 @@
 // 5 of its 6 speakers, a small in-place model) on the queue (src/queue) with 1, 2 and 5
 // `lemer worker` processes on loopback, against a redis-server of its own.
 //   npm run bench -- scale [--workers 1,2,5] [--epochs 2] [--folds 5]
+// (LEMER_BENCH_LOG=<file> appends the workers' stderr there, with pid and time.)
 // Figures: wall time per configuration (`configs[].queue_wall_s`: submit to merged report,
 // in the coordinator, which runs in this process), the queue's own cost per job
 // (`queue_overhead_ms_per_job` = dispatch, from enqueue, or from the worker's previous job,
@@ -11,7 +12,7 @@
 // worker, from the measured overhead and fixed costs: the coordinator's hashing and summary,
 // plus the longest fold).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -81,6 +82,8 @@ function startWorker(url: string, store: string): Promise<ChildProcess> {
   return new Promise((done, fail) => {
     proc.stderr!.on('data', (b: Buffer) => {
       err += b.toString();
+      if (process.env.LEMER_BENCH_LOG)
+        appendFileSync(process.env.LEMER_BENCH_LOG, `[${proc.pid} ${Date.now()}] ${b.toString()}`);
       if (/ready/.test(err)) done(proc);
     });
     proc.on('exit', () => fail(new Error(`a worker exited before it was ready:\n${err}`)));

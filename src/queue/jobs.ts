@@ -48,6 +48,8 @@ export interface FoldJobResult {
   seconds: number;
   /** True when it continued from a checkpoint another (killed) worker left. */
   resumed: boolean;
+  /** The fold's curves as the worker drew them (SVG text, PNG base64), so the coordinator need not. */
+  curves?: { svg: string; png: string };
 }
 
 /** Progress a worker posts (BullMQ job progress), shown by the coordinator. */

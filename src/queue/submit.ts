@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Queue, QueueEvents, type Job } from 'bullmq';
+import { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { LemerConfig } from '../config/schema.js';
 import type { Corpus } from '../data/types.js';
@@ -107,9 +107,14 @@ function readResult(path: string): FoldResult | null {
 }
 
 /** Writes a fold result (and its curves) where crossValidate's summary reads it. */
-async function mergeResult(p: PlannedFold, r: FoldResult): Promise<void> {
+async function mergeResult(p: PlannedFold, r: FoldResult, curves?: FoldJobResult['curves']): Promise<void> {
   const dir = join(p.dir, 'folds', foldDirName(p.fold));
   writeFileAtomic(join(dir, RESULT_FILE), JSON.stringify(r, null, 1) + '\n');
+  if (curves) {
+    writeFileAtomic(join(dir, 'curves.svg'), curves.svg);
+    writeFileAtomic(join(dir, 'curves.png'), Buffer.from(curves.png, 'base64'));
+    return;
+  }
   const svg = await curvesSvg(
     r.fits.map((x) => ({ name: r.fits.length > 1 ? x.kind : p.fold, history: x.history })),
     `fold ${p.fold}: training curves`,
@@ -203,12 +208,28 @@ export async function runFoldsOnQueue(planned: PlannedFold[], o: QueueSubmitOpti
   const pending = new Set(byId.keys());
   const refusals = new Set<string>();
   let wake: () => void = () => {};
-  const settle = async (id: string, job?: Job<FoldJobData, FoldJobResult>) => {
-    if (!pending.has(id)) return;
+  const settling = new Set<string>();
+  // Events and the poll may ask at once: one look at a job at a time.
+  const settle = async (id: string) => {
+    if (!pending.has(id) || settling.has(id)) return;
+    settling.add(id);
+    try {
+      await look(id);
+    } finally {
+      settling.delete(id);
+    }
+  };
+  const look = async (id: string) => {
     const t = byId.get(id)!;
-    const j = job ?? (await queue.getJob(id));
+    // The state first, then the job: read the other way round, a job that finishes in
+    // between would look finished without its result.
+    const state = await queue.getJobState(id);
+    if (state !== 'completed' && state !== 'failed') {
+      display.update(id, { state: state === 'active' ? 'running' : 'waiting' });
+      return;
+    }
+    const j = await queue.getJob(id);
     if (!j) return;
-    const state = await j.getState();
     if (state === 'completed') {
       const rv = j.returnvalue;
       if (rv?.format !== 'lemer-fold-job-result') {
@@ -226,7 +247,7 @@ export async function runFoldsOnQueue(planned: PlannedFold[], o: QueueSubmitOpti
         return;
       }
       pending.delete(id);
-      await mergeResult(t.p, rv.result);
+      await mergeResult(t.p, rv.result, rv.curves);
       run.timings.push({
         job: id,
         title: t.data.title,
@@ -252,8 +273,7 @@ export async function runFoldsOnQueue(planned: PlannedFold[], o: QueueSubmitOpti
       });
       display.update(id, { state: 'failed' });
       o.warn?.(j.failedReason);
-    } else if (state === 'active') display.update(id, { state: 'running' });
-    else display.update(id, { state: 'waiting' });
+    }
     if (pending.size === 0) wake();
   };
   const settleSoon = (id: string) => void settle(id).catch((err: Error) => o.warn?.(err.message));

@@ -284,8 +284,17 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       if (!training) throw permanent(job, machine, msg);
       throw new Error(`job ${job.id} (${d.title}) on machine ${machine}: ${msg}`);
     }
-    const file = join(dir, 'folds', foldDirName(d.fold), 'result.json');
-    const result = JSON.parse(readFileSync(file, 'utf8')) as FoldResult;
+    const foldDir = join(dir, 'folds', foldDirName(d.fold));
+    const result = JSON.parse(readFileSync(join(foldDir, 'result.json'), 'utf8')) as FoldResult;
+    let curves: FoldJobResult['curves'];
+    try {
+      curves = {
+        svg: readFileSync(join(foldDir, 'curves.svg'), 'utf8'),
+        png: readFileSync(join(foldDir, 'curves.png')).toString('base64'),
+      };
+    } catch {
+      curves = undefined; // the coordinator draws them
+    }
     const seconds = (performance.now() - t0) / 1000;
     o.log?.(
       `job ${job.id} (${d.title}): done on ${id} in ${seconds.toFixed(1)} s, test WA ${result.wa.toFixed(2)}, UA ${result.ua.toFixed(2)}`,
@@ -297,6 +306,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       worker: id,
       seconds,
       resumed: result.fits.some((f) => f.resumed),
+      curves,
     };
   };
 

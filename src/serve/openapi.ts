@@ -134,7 +134,7 @@ export function openApiDocument(
               properties: Object.fromEntries(labels.map((l) => [l, { type: 'number' }])),
             },
             modality: { type: 'string', enum: ['speech+text', 'speech', 'text'] },
-            method: { type: 'string', enum: ['model', 'speech-label-attention'] },
+            method: { type: 'string', enum: ['model', 'speech-label-attention', 'speech-model'] },
             note: { type: 'string' },
             transcript: {
               type: 'object',

@@ -60,6 +60,10 @@ async function pretrainCommand(cmd: Command, io: CliIo): Promise<void> {
   }
   const n = corpus.utterances.filter((u) => u.audioPath !== null).length;
   const lm = ctx.config.speech.logMel;
+  if (lm.normalize === 'global')
+    ctx.log.warn(
+      "speech.logMel.normalize 'global' takes its statistics from a fold's training part (lemer cv with pretrain.enabled); this standalone run normalises each utterance instead",
+    );
   const featBar = ctx.progress(n, 'log-mel');
   let stepBar: ReturnType<typeof ctx.progress> | null = null;
   const every = Math.max(1, Math.round(opts.steps / 20));
@@ -81,7 +85,9 @@ async function pretrainCommand(cmd: Command, io: CliIo): Promise<void> {
         frameLengthMs: lm.frameLengthMs,
         frameShiftMs: lm.frameShiftMs,
         allowEmptyFilters: lm.allowEmptyFilters,
-        normalize: lm.normalize,
+        // 'global' statistics belong to a fold's training part: `lemer cv` (pretrain.enabled)
+        // applies them; a standalone run has no fold, so it normalises each utterance.
+        normalize: lm.normalize === 'global' ? 'utterance' : lm.normalize,
         stdFloor: lm.stdFloor,
       },
       runtime: opts.threads ? { threads: opts.threads } : undefined,
