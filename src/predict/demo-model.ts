@@ -12,14 +12,14 @@
  * predictions mean nothing.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { deepMerge, loadConfig } from '../config/load.js';
 import { DEMO_VERSION } from '../data/demo.js';
 import { crossValidate } from '../train/cv.js';
 import { DEMO_PRESET } from '../train/presets.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { removeStaleWorkDirs, writeFileAtomic } from '../util/fs.js';
 import type { Progress } from '../util/progress.js';
 import { exportRun } from './from-run.js';
 
@@ -104,32 +104,6 @@ export function readDemoStamp(dir: string, quick: boolean): DemoModelStamp | nul
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Work folders of runs that died (their process is gone) are removed; live ones are left alone. */
-function removeStaleWork(dir: string): void {
-  const prefix = `${basename(dir)}.tmp-`;
-  let names: string[] = [];
-  try {
-    names = readdirSync(dirname(dir));
-  } catch {
-    return;
-  }
-  for (const n of names) {
-    if (!n.startsWith(prefix)) continue;
-    const pid = Number(n.slice(prefix.length).split('-')[0]);
-    if (Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid))
-      rmSync(join(dirname(dir), n), { recursive: true, force: true });
-  }
-}
-
 /**
  * The demo model folder: the cached one when complete and of this recipe, else trained and
  * exported now (one to a few minutes on two cores; `quick`: seconds) and cached.
@@ -153,7 +127,7 @@ export async function demoModel(opts: DemoModelOptions = {}): Promise<DemoModel>
     `no --model: training the demo model once on the synthetic demo corpus (${quick ? 'quick: a tiny test model' : 'one to a few minutes on two cores'}), cached in ${dir}`,
   );
   mkdirSync(dirname(dir), { recursive: true });
-  removeStaleWork(dir);
+  removeStaleWorkDirs(dir);
   const work = `${dir}.tmp-${process.pid}-${Date.now().toString(36)}`;
   mkdirSync(work, { recursive: true });
   try {

@@ -11,8 +11,9 @@ import type { Corpus } from '../data/types.js';
 import type { CellSpec } from '../train/grid.js';
 import { checkFoldClasses, crossValidate, protocolFolds, type CvResult, type RunModel } from '../train/cv.js';
 import { writeFileAtomic } from '../util/fs.js';
-import type { Progress, ProgressStream } from '../util/progress.js';
+import type { Progress } from '../util/progress.js';
 import type { CorpusLoad } from './jobs.js';
+import type { QueueSubmitOptions } from './submit.js';
 import {
   failuresMarkdown,
   runFoldsOnQueue,
@@ -29,20 +30,8 @@ export { startWorker, parseMapPath, type WorkerOptions, type RunningWorker } fro
 export { runFoldsOnQueue, openQueue, failuresMarkdown } from './submit.js';
 export type { JobFailure, JobTiming, PlannedFold, QueueRun, QueueSubmitOptions } from './submit.js';
 
-/** What the CLI passes for a queued run. */
-export interface QueueCliRun {
-  url: string;
-  corpus: Corpus;
-  corpusSpec: string;
-  load: CorpusLoad;
-  attempts?: number;
-  force?: boolean;
-  stream?: ProgressStream;
-  /** Bars (true) or plain lines; default: whether `stream` is a terminal. */
-  tty?: boolean;
-  log?: (msg: string) => void;
-  warn?: (msg: string) => void;
-}
+/** What the CLI passes for a queued run (the submit options; `tty` defaults to whether `stream` is a terminal). */
+export type QueueCliRun = QueueSubmitOptions;
 
 /** The corpus options as workers must repeat them (the label set as the coordinator resolved it). */
 export function corpusLoadOf(

@@ -5,7 +5,6 @@
  * report is then built by the same code from the same files. Jobs are identified by their
  * content (jobIdentity): a job finished earlier, by anyone, is taken as it is.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -14,7 +13,15 @@ import type { Corpus } from '../data/types.js';
 import { svgToPng } from '../eval/report.js';
 import { AudioCache } from '../train/audio-cache.js';
 import { curvesSvg } from '../train/curves.js';
-import { configHash, corpusHash, foldDirName, type FoldResult, type RunModel } from '../train/cv.js';
+import {
+  configHash,
+  corpusHash,
+  foldDirName,
+  readFoldResult,
+  RESULT_FILE,
+  type FoldResult,
+  type RunModel,
+} from '../train/cv.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { ProgressStream } from '../util/progress.js';
 import { connectRedis, parseQueueUrl } from './connection.js';
@@ -94,18 +101,6 @@ export interface QueueRun {
   timings: JobTiming[];
 }
 
-const RESULT_FILE = 'result.json';
-
-function readResult(path: string): FoldResult | null {
-  if (!existsSync(path)) return null;
-  try {
-    const r = JSON.parse(readFileSync(path, 'utf8')) as FoldResult;
-    return r.format === 'lemer-fold-result' ? r : null;
-  } catch {
-    return null;
-  }
-}
-
 /** Writes a fold result (and its curves) where crossValidate's summary reads it. */
 async function mergeResult(p: PlannedFold, r: FoldResult, curves?: FoldJobResult['curves']): Promise<void> {
   const dir = join(p.dir, 'folds', foldDirName(p.fold));
@@ -166,7 +161,7 @@ export async function runFoldsOnQueue(planned: PlannedFold[], o: QueueSubmitOpti
   const nonce = o.force ? `-r${Date.now().toString(36)}` : '';
   for (const p of planned) {
     const hash = await hashFor(p.model);
-    const have = o.force ? null : readResult(join(p.dir, 'folds', foldDirName(p.fold), RESULT_FILE));
+    const have = o.force ? null : readFoldResult(join(p.dir, 'folds', foldDirName(p.fold), RESULT_FILE));
     if (
       have &&
       have.configHash === configHash(p.config) &&

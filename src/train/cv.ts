@@ -128,7 +128,8 @@ export interface CvResult {
   codeVersion: string;
 }
 
-const RESULT_FILE = 'result.json';
+/** A finished fold's result file, inside its folder. */
+export const RESULT_FILE = 'result.json';
 
 /** lemer's version, plus the git commit where the code is a checkout. */
 export function codeVersion(): string {
@@ -501,7 +502,8 @@ async function runFold(s: Shared, fold: Fold, dir: string, o: RunOptions): Promi
   };
 }
 
-function readFoldResult(path: string): FoldResult | null {
+/** A fold's result file, or null where it is absent or not a finished fold's result. */
+export function readFoldResult(path: string): FoldResult | null {
   if (!existsSync(path)) return null;
   try {
     const r = JSON.parse(readFileSync(path, 'utf8')) as FoldResult;
