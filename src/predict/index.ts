@@ -34,3 +34,10 @@ export {
   MODEL_FORMAT_VERSION,
   type ModelManifest,
 } from './folder.js';
+export {
+  demoModel,
+  demoModelDir,
+  DEMO_MODEL_VERSION,
+  type DemoModel,
+  type DemoModelOptions,
+} from './demo-model.js';

@@ -109,6 +109,23 @@ export function openApiDocument(
           responses: { '200': { description: 'OpenAPI 3 document', content: { 'application/json': {} } } },
         },
       },
+      '/': {
+        get: {
+          summary: 'The web page: upload or record audio, see probabilities and label attention',
+          responses: { '200': { description: 'HTML page', content: { 'text/html': {} } } },
+        },
+      },
+      '/model/{file}': {
+        get: {
+          summary:
+            "The served model folder's files (lemer-model.json and the files it lists), for in-browser inference",
+          parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: {
+            '200': { description: 'The file' },
+            '404': { description: 'Not a file of the model folder' },
+          },
+        },
+      },
     },
     components: {
       schemas: {

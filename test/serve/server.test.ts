@@ -194,5 +194,12 @@ test('metrics count requests by status, latency and errors; openapi.json parses'
   const o = await fetch(`${url}/openapi.json`);
   const doc = (await o.json()) as { openapi: string; paths: Record<string, unknown> };
   assert.match(doc.openapi, /^3\./);
-  assert.deepEqual(Object.keys(doc.paths).sort(), ['/healthz', '/metrics', '/openapi.json', '/v1/predict']);
+  assert.deepEqual(Object.keys(doc.paths).sort(), [
+    '/',
+    '/healthz',
+    '/metrics',
+    '/model/{file}',
+    '/openapi.json',
+    '/v1/predict',
+  ]);
 });
