@@ -208,3 +208,15 @@ function install(model: string, dir: string, quick: boolean): void {
   }
   if (old) rmSync(old, { recursive: true, force: true });
 }
+
+/**
+ * The model folder a command uses: the one given, else $LEMER_MODEL, else the demo model
+ * (trained on first use, then cached), so that `lemer predict` and `lemer serve` work on a
+ * fresh machine.
+ */
+export async function modelDirOrDemo(
+  given: string | undefined,
+  opts: Pick<DemoModelOptions, 'log' | 'warn' | 'progress'> = {},
+): Promise<string> {
+  return given ?? process.env.LEMER_MODEL ?? (await demoModel(opts)).dir;
+}

@@ -225,20 +225,24 @@ export async function runFoldsOnQueue(planned: PlannedFold[], o: QueueSubmitOpti
     }
     const j = await queue.getJob(id);
     if (!j) return;
+    // A job that ended without a result: listed in the report, never merged.
+    const fail = (error: string) => {
+      pending.delete(id);
+      run.failures.push({
+        job: id,
+        title: t.data.title,
+        cell: t.p.cell,
+        fold: t.p.fold,
+        machine: j.processedBy ?? null,
+        attempts: j.attemptsMade,
+        error,
+      });
+      display.update(id, { state: 'failed' });
+    };
     if (state === 'completed') {
       const rv = j.returnvalue;
       if (rv?.format !== 'lemer-fold-job-result') {
-        pending.delete(id);
-        run.failures.push({
-          job: id,
-          title: t.data.title,
-          cell: t.p.cell,
-          fold: t.p.fold,
-          machine: j.processedBy ?? null,
-          attempts: j.attemptsMade,
-          error: `job ${id} (${t.data.title}) finished without a lemer result`,
-        });
-        display.update(id, { state: 'failed' });
+        fail(`job ${id} (${t.data.title}) finished without a lemer result`);
         return;
       }
       pending.delete(id);
@@ -256,17 +260,7 @@ export async function runFoldsOnQueue(planned: PlannedFold[], o: QueueSubmitOpti
       });
       display.update(id, { state: 'done', machine: rv.machine });
     } else if (state === 'failed') {
-      pending.delete(id);
-      run.failures.push({
-        job: id,
-        title: t.data.title,
-        cell: t.p.cell,
-        fold: t.p.fold,
-        machine: j.processedBy ?? null,
-        attempts: j.attemptsMade,
-        error: j.failedReason || `job ${id} (${t.data.title}) failed`,
-      });
-      display.update(id, { state: 'failed' });
+      fail(j.failedReason || `job ${id} (${t.data.title}) failed`);
       o.warn?.(j.failedReason);
     }
     if (pending.size === 0) wake();

@@ -1,15 +1,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../src/config/load.js';
-import { loadCorpus } from '../../src/data/corpus.js';
-import { crossValidate } from '../../src/train/cv.js';
 import { averageParams, BEST_CHECKPOINT, TOP_CHECKPOINTS, type FitState } from '../../src/train/fit.js';
 import { loadCheckpoint, saveCheckpoint } from '../../src/graph/checkpoint.js';
 import { hostTensor } from '../../src/graph/runtime.js';
-import { tinyConfigYaml, writeTinyCorpus } from './helpers.js';
+import { firstSpeechFold } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'lemer-avg-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -35,23 +32,7 @@ test('averageParams: element-wise mean of float parameters, integer buffers from
 });
 
 test('train.averageBest: the test weights (best/) are the mean of the N best validation checkpoints', async () => {
-  const manifest = writeTinyCorpus(join(work, 'corpus'));
-  const cfgFile = join(work, 'tiny.yaml');
-  writeFileSync(cfgFile, tinyConfigYaml());
-  const config = loadConfig(cfgFile, { train: { cacheDir: join(work, 'cache'), averageBest: 3, epochs: 5 } });
-  const spec = `manifest:${manifest}`;
-  const corpus = await loadCorpus(spec, { labels: config.classes });
-  const out = join(work, 'run');
-  await crossValidate({
-    config,
-    corpus,
-    corpusSpec: spec,
-    model: 'speech',
-    out,
-    resume: false,
-    folds: 'first',
-  });
-  const foldDir = join(out, 'folds', readdirSync(join(out, 'folds'))[0]);
+  const { foldDir } = await firstSpeechFold(work, { train: { averageBest: 3, epochs: 5 } });
   const trainer = JSON.parse(readFileSync(join(foldDir, 'last', 'trainer.json'), 'utf8')) as {
     config: { fit: FitState };
   };

@@ -3,7 +3,10 @@
  * optional dependency): two classes told apart by pitch (tone frequency) and by words,
  * three sessions of two speakers, dialogues of four turns.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { loadConfig } from '../../src/config/load.js';
+import { loadCorpus } from '../../src/data/corpus.js';
+import { crossValidate } from '../../src/train/cv.js';
 import { join } from 'node:path';
 import { encodeWav } from '../audio/helpers.js';
 
@@ -77,4 +80,33 @@ train:
     text: { vocabSize: 120, hiddenSize: 16, numLayers: 1, numHeads: 2, intermediateSize: 32, dropout: 0 }
     speech: { hiddenSize: 16, numLayers: 1, numHeads: 2, ffnDim: 32, convKernel: 3, dropout: 0 }
 ${extra}`;
+}
+
+/**
+ * The first fold of a speech-only cross-validation of the tiny corpus in `work` (tiny config
+ * with `over` on top); returns what the checks need.
+ */
+export async function firstSpeechFold(
+  work: string,
+  over: { train?: Record<string, unknown>; speech?: unknown },
+) {
+  const manifest = writeTinyCorpus(join(work, 'corpus'));
+  const cfgFile = join(work, 'tiny.yaml');
+  writeFileSync(cfgFile, tinyConfigYaml());
+  const cacheDir = join(work, 'cache');
+  const config = loadConfig(cfgFile, { ...over, train: { cacheDir, ...over.train } });
+  const spec = `manifest:${manifest}`;
+  const corpus = await loadCorpus(spec, { labels: config.classes });
+  const out = join(work, 'run');
+  const result = await crossValidate({
+    config,
+    corpus,
+    corpusSpec: spec,
+    model: 'speech',
+    out,
+    resume: false,
+    folds: 'first',
+  });
+  const foldDir = join(out, 'folds', readdirSync(join(out, 'folds'))[0]);
+  return { config, corpus, cacheDir, result, foldDir };
 }

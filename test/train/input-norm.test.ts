@@ -1,16 +1,14 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../src/config/load.js';
-import { loadCorpus } from '../../src/data/corpus.js';
-import { crossValidate, protocolFolds } from '../../src/train/cv.js';
+import { protocolFolds } from '../../src/train/cv.js';
 import { configFrontEnd } from '../../src/train/model.js';
 import { AudioCache } from '../../src/train/audio-cache.js';
 import { inputNormStats, INPUT_NORM_PARAMS } from '../../src/train/input-norm.js';
 import { loadCheckpoint } from '../../src/graph/checkpoint.js';
-import { tinyConfigYaml, writeTinyCorpus } from './helpers.js';
+import { firstSpeechFold } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'lemer-inorm-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -27,25 +25,15 @@ test('inputNormStats: per-bin mean and population std over all frames, std floor
 });
 
 test("speech.logMel.normalize global: frozen statistics of the fold's training part only, inside the model", async () => {
-  const manifest = writeTinyCorpus(join(work, 'corpus'));
-  const cfgFile = join(work, 'tiny.yaml');
-  writeFileSync(cfgFile, tinyConfigYaml());
-  const cacheDir = join(work, 'cache');
-  const config = loadConfig(cfgFile, {
-    train: { cacheDir, epochs: 2 },
-    speech: { logMel: { numBins: 16, normalize: 'global' } },
-  });
-  const spec = `manifest:${manifest}`;
-  const corpus = await loadCorpus(spec, { labels: config.classes });
-  const out = join(work, 'run');
-  const r = await crossValidate({
+  const {
     config,
     corpus,
-    corpusSpec: spec,
-    model: 'speech',
-    out,
-    resume: false,
-    folds: 'first',
+    cacheDir,
+    result: r,
+    foldDir,
+  } = await firstSpeechFold(work, {
+    train: { epochs: 2 },
+    speech: { logMel: { numBins: 16, normalize: 'global' } },
   });
   assert.ok(r.folds.length >= 1);
   const fold = protocolFolds(config, corpus)[0];
@@ -54,7 +42,6 @@ test("speech.logMel.normalize global: frozen statistics of the fold's training p
     Promise.all(idx.map((i) => cache.get(corpus.utterances[i].audioPath!)));
   const want = inputNormStats(await feats(fold.train));
   const leaky = inputNormStats(await feats([...fold.train, ...(fold.valid ?? []), ...fold.test]));
-  const foldDir = join(out, 'folds', readdirSync(join(out, 'folds'))[0]);
   for (const ck of ['best', 'last']) {
     const p = loadCheckpoint(join(foldDir, ck), { optimizer: false }).params;
     for (const k of ['mean', 'std'] as const) {

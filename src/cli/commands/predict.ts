@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import type { Command } from 'commander';
 import { whisperTranscriber, type Transcriber } from '../../predict/asr.js';
-import { demoModel } from '../../predict/demo-model.js';
+import { modelDirOrDemo } from '../../predict/demo-model.js';
 import { prepareAudio } from '../../predict/input.js';
 import { Lemer, type Prediction, type SegmentPrediction } from '../../predict/lemer.js';
 import { predictionSvg, segmentsSvg, writePlot } from '../../predict/plot.js';
@@ -84,16 +84,11 @@ export function registerPredict(program: Command, io: CliIo): void {
       const ctx = contextOf(cmd, io);
       const o = cmd.opts<PredictCliOptions>();
       // No --model: the demo model (trained on the demo corpus on first use, then cached).
-      const dir =
-        o.model ??
-        process.env.LEMER_MODEL ??
-        (
-          await demoModel({
-            log: (m) => ctx.log.info(m),
-            warn: (m) => ctx.log.warn(m),
-            progress: ctx.progress,
-          })
-        ).dir;
+      const dir = await modelDirOrDemo(o.model, {
+        log: (m) => ctx.log.info(m),
+        warn: (m) => ctx.log.warn(m),
+        progress: ctx.progress,
+      });
       if (o.text !== undefined && o.textFile !== undefined)
         throw new Error('give --text or --text-file, not both');
       const text = o.textFile !== undefined ? readFileSync(o.textFile) : o.text;

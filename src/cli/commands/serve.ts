@@ -4,7 +4,7 @@
  * (and no LEMER_MODEL) it serves the demo model, trained on first use and cached.
  */
 import type { Command } from 'commander';
-import { demoModel } from '../../predict/demo-model.js';
+import { modelDirOrDemo } from '../../predict/demo-model.js';
 import { createServer, DEFAULT_LIMITS } from '../../serve/index.js';
 import { contextOf, intOption, type CliIo } from '../common.js';
 
@@ -77,16 +77,11 @@ export function registerServe(program: Command, io: CliIo): void {
         '--body-timeout': o.bodyTimeout,
       }))
         if (!Number.isFinite(v) || v <= 0) throw new Error(`${k} must be a positive number, got ${v}`);
-      const dir =
-        o.model ??
-        process.env.LEMER_MODEL ??
-        (
-          await demoModel({
-            log: (m) => ctx.log.info(m),
-            warn: (m) => ctx.log.warn(m),
-            progress: ctx.progress,
-          })
-        ).dir;
+      const dir = await modelDirOrDemo(o.model, {
+        log: (m) => ctx.log.info(m),
+        warn: (m) => ctx.log.warn(m),
+        progress: ctx.progress,
+      });
       ctx.log.info(`loading ${dir}`);
       const server = await createServer({
         model: dir,
