@@ -24,6 +24,7 @@ import { Lemer, type PredictInput } from '../src/predict/lemer.js';
 import { segmentAudio } from '../src/predict/segment.js';
 import { buildWordPieceVocab } from '../src/text/vocab.js';
 import { benchDir, benchEnv, type Json } from './lib/spawn.js';
+import { wav16 } from './lib/wav.js';
 
 const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d;
 const LABELS = ['ang', 'hap', 'sad', 'neu'];
@@ -39,27 +40,6 @@ function words(n: number, r: () => number): string {
       String.fromCharCode(97 + Math.floor(r() * 26)),
     ).join(''),
   ).join(' ');
-}
-
-function wav16(samples: Float32Array, rate: number): Uint8Array {
-  const out = new Uint8Array(44 + 2 * samples.length);
-  const v = new DataView(out.buffer);
-  const ascii = (o: number, s: string) => [...s].forEach((c, i) => (out[o + i] = c.charCodeAt(0)));
-  ascii(0, 'RIFF');
-  v.setUint32(4, 36 + 2 * samples.length, true);
-  ascii(8, 'WAVEfmt ');
-  v.setUint32(16, 16, true);
-  v.setUint16(20, 1, true);
-  v.setUint16(22, 1, true);
-  v.setUint32(24, rate, true);
-  v.setUint32(28, 2 * rate, true);
-  v.setUint16(32, 2, true);
-  v.setUint16(34, 16, true);
-  ascii(36, 'data');
-  v.setUint32(40, 2 * samples.length, true);
-  for (let i = 0; i < samples.length; i++)
-    v.setInt16(44 + 2 * i, Math.max(-32768, Math.min(32767, Math.round(samples[i] * 32767))), true);
-  return out;
 }
 
 function python(): string | null {

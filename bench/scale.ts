@@ -13,7 +13,6 @@
 // plus the longest fold).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
@@ -22,6 +21,7 @@ import { loadCorpus } from '../src/data/corpus.js';
 import { loadDemoCorpus } from '../src/data/demo.js';
 import { corpusLoadOf, crossValidateOnQueue, type JobTiming } from '../src/queue/index.js';
 import { protocolFolds } from '../src/train/cv.js';
+import { startRedis } from '../test/queue/helpers.js';
 import { benchDir } from './lib/spawn.js';
 
 const MAIN = resolve(benchDir, '../src/cli/main.ts');
@@ -31,41 +31,6 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.le
 function arg(args: string[], name: string, dflt: string): string {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => done(port));
-    });
-  });
-}
-
-async function startRedis(dir: string): Promise<{ url: string; proc: ChildProcess }> {
-  const port = await freePort();
-  const proc = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-    { stdio: 'ignore' },
-  );
-  const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => null });
-  probe.on('error', () => {});
-  for (let i = 0; ; i++) {
-    try {
-      await probe.connect();
-      await probe.ping();
-      break;
-    } catch {
-      if (i > 200) throw new Error('redis-server did not start');
-      probe.disconnect();
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  probe.disconnect();
-  return { url: `redis://127.0.0.1:${port}/0`, proc };
 }
 
 function startWorker(url: string, store: string): Promise<ChildProcess> {
@@ -111,7 +76,8 @@ export default async function scale(args: string[]): Promise<Record<string, unkn
   const epochs = Number(arg(args, 'epochs', '2'));
   const nFolds = Number(arg(args, 'folds', '5'));
   const work = mkdtempSync(join(tmpdir(), 'lemer-bench-scale-'));
-  const redis = await startRedis(work);
+  // The queue tests' redis-server (127.0.0.1, a free port, no persistence).
+  const redis = await startRedis();
   const workers: ChildProcess[] = [];
   try {
     await loadDemoCorpus();
@@ -213,7 +179,7 @@ train:
     };
   } finally {
     for (const w of workers) w.kill('SIGKILL');
-    redis.proc.kill('SIGKILL');
+    await redis.stop();
     rmSync(work, { recursive: true, force: true });
   }
 }

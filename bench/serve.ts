@@ -16,6 +16,7 @@ import autocannon from 'autocannon';
 import { demoModel } from '../src/predict/demo-model.js';
 import { Lemer, type PredictInput } from '../src/predict/lemer.js';
 import { benchEnv } from './lib/spawn.js';
+import { wav16 } from './lib/wav.js';
 
 const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d;
 const TEXT = 'I got the letter this morning, and I read it twice before I called you.';
@@ -29,21 +30,7 @@ function flag(args: string[], name: string): string | undefined {
 /** A 5 s voiced-like clip (a gliding harmonic tone with noise), 16-bit 16 kHz WAV. */
 function clip(seed: number, seconds = 5, rate = 16000): Uint8Array {
   const n = seconds * rate;
-  const out = new Uint8Array(44 + 2 * n);
-  const v = new DataView(out.buffer);
-  const ascii = (o: number, s: string) => [...s].forEach((c, i) => (out[o + i] = c.charCodeAt(0)));
-  ascii(0, 'RIFF');
-  v.setUint32(4, 36 + 2 * n, true);
-  ascii(8, 'WAVEfmt ');
-  v.setUint32(16, 16, true);
-  v.setUint16(20, 1, true);
-  v.setUint16(22, 1, true);
-  v.setUint32(24, rate, true);
-  v.setUint32(28, 2 * rate, true);
-  v.setUint16(32, 2, true);
-  v.setUint16(34, 16, true);
-  ascii(36, 'data');
-  v.setUint32(40, 2 * n, true);
+  const x = new Float32Array(n);
   let s = seed >>> 0 || 1;
   let phase = 0;
   for (let i = 0; i < n; i++) {
@@ -51,10 +38,11 @@ function clip(seed: number, seconds = 5, rate = 16000): Uint8Array {
     const f0 = 110 + 40 * seed + 30 * Math.sin((2 * Math.PI * i) / (rate * 1.3));
     phase += (2 * Math.PI * f0) / rate;
     const env = 0.5 + 0.5 * Math.sin((2 * Math.PI * i) / (rate * 0.4));
-    const x = env * (0.3 * Math.sin(phase) + 0.15 * Math.sin(2 * phase) + 0.08 * Math.sin(3 * phase));
-    v.setInt16(44 + 2 * i, Math.round(32767 * (x + 0.02 * (s / 2 ** 32 - 0.5))), true);
+    x[i] =
+      env * (0.3 * Math.sin(phase) + 0.15 * Math.sin(2 * phase) + 0.08 * Math.sin(3 * phase)) +
+      0.02 * (s / 2 ** 32 - 0.5);
   }
-  return out;
+  return wav16(x, rate);
 }
 
 function multipart(wav: Uint8Array, name: string): Buffer {

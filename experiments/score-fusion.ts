@@ -1,10 +1,12 @@
 // Score fusion (Table 2) from two finished unimodal cross-validations: the sum of the text
 // and the speech model's test logits, fold by fold, scored as `lemer cv --model score-fusion`
 // does (which trains the same two models again: with the same config and seed the fold
-// results are the same, so this saves the second training). Folds found in both runs only.
+// results are the same, so this saves the second training). Folds found in every run only.
 // --weighting validation-ua | temperature weights each model's logits by what its validation
 // part shows (src/train/score-fusion.ts; not the paper's score fusion, which is `none`).
-//   npx tsx experiments/score-fusion.ts <text cv folder> <speech cv folder> [--weighting none] [--json out.json]
+// More than two folders sum them all: runs of one model under several seeds make a seed
+// ensemble (the sum of logits, i.e. their mean up to a factor that leaves the argmax alone).
+//   npx tsx experiments/score-fusion.ts <text cv folder> <speech cv folder> [more cv folders] [--weighting none] [--json out.json]
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { summarizeFolds } from '../src/eval/metrics.js';
@@ -18,10 +20,10 @@ const flag = (name: string): string | null =>
 const jsonOut = flag('--json');
 const weighting = (flag('--weighting') ?? 'none') as ScoreFusionWeighting;
 const positional = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--')));
-const [textDir, speechDir] = positional;
-if (!textDir || !speechDir || !['none', 'validation-ua', 'temperature'].includes(weighting)) {
+const dirs = positional;
+if (dirs.length < 2 || !['none', 'validation-ua', 'temperature'].includes(weighting)) {
   console.error(
-    'usage: score-fusion.ts <text cv folder> <speech cv folder> [--weighting none|validation-ua|temperature] [--json out.json]',
+    'usage: score-fusion.ts <text cv folder> <speech cv folder> [more cv folders] [--weighting none|validation-ua|temperature] [--json out.json]',
   );
   process.exit(2);
 }
@@ -35,15 +37,16 @@ const read = (dir: string): Map<string, FoldResult> => {
   }
   return out;
 };
-const text = read(textDir);
-const speech = read(speechDir);
-const folds = [...text.keys()].filter((f) => speech.has(f)).sort();
-if (folds.length === 0) throw new Error('no fold is finished in both runs');
+const runs = dirs.map(read);
+const folds = [...runs[0].keys()].filter((f) => runs.every((r) => r.has(f))).sort();
+if (folds.length === 0) throw new Error('no fold is finished in every run');
 const rows = folds.map((f) => {
-  const t = text.get(f)!;
-  const s = speech.get(f)!;
-  if (t.ids.join() !== s.ids.join()) throw new Error(`fold ${f}: the two runs tested different utterances`);
-  if (t.labels.join() !== s.labels.join()) throw new Error(`fold ${f}: different label sets`);
+  const results = runs.map((r) => r.get(f)!);
+  const t = results[0];
+  for (const [i, s] of results.entries()) {
+    if (t.ids.join() !== s.ids.join()) throw new Error(`fold ${f}: ${dirs[0]} and ${dirs[i]} tested different utterances`);
+    if (t.labels.join() !== s.labels.join()) throw new Error(`fold ${f}: ${dirs[0]} and ${dirs[i]} have different label sets`);
+  }
   const valid = (r: FoldResult, dir: string) => {
     const v = r.fits[0]?.valid;
     if (!v && weighting !== 'none')
@@ -53,24 +56,20 @@ const rows = folds.map((f) => {
     return v;
   };
   const fused = fuseScores(
-    [
-      { test: t.logits, valid: valid(t, textDir) },
-      { test: s.logits, valid: valid(s, speechDir) },
-    ],
+    results.map((r, i) => ({ test: r.logits, valid: valid(r, dirs[i]) })),
     weighting,
     t.labels.length,
   );
   const yPred = fused.logits.map((row) => row.indexOf(Math.max(...row)));
   return { name: f, yTrue: t.yTrue, yPred, factors: fused.factors };
 });
-const labels = text.get(folds[0])!.labels;
+const labels = runs[0].get(folds[0])!.labels;
 const sum = summarizeFolds(rows, labels);
 const pct = (x: number) => Math.round(x * 1e4) / 100;
 const result = {
   model: 'score-fusion',
   weighting,
-  text: textDir,
-  speech: speechDir,
+  runs: dirs,
   labels,
   folds: sum.folds.map((f, i) => ({
     name: folds[i],
