@@ -1,6 +1,7 @@
 // Training benchmark: utterances per second of LE-MER training, lemer against PyTorch in the
 // same run where torch is importable.
 //   npm run bench -- train [--repeats N] [--micro M] [--no-torch] [--no-finetune] [--no-demo-cv] [--train-cnn]
+//                          [--placement graph|host] [--cpu-arena on|off]
 // (a) `cached`: the LE-MER head (constraint fusion) trained on cached features of frozen
 //     base-size encoders: text [16, 150, 768] (BERT-base) and speech [16, 249, 768]
 //     (wav2vec2-base on 5 s); the features are random tensors of those shapes and padding
@@ -12,6 +13,8 @@
 //     frozen as in Hugging Face's and SpeechBrain's fine-tuning recipes (--train-cnn trains
 //     it too). PyTorch: the same head in bench/torch_lemer.py over bench/torch_encoders.py's
 //     BERT nn.Module and torchaudio's wav2vec2_base, same batch, micro-batches and optimiser.
+//     The optimiser placement is the config default's choice (optim.placement auto: host for
+//     this model's ~200 M trained parameters; --placement forces one; finetune_placement).
 // (c) `demo_cv_s`: wall time of the README's main command `lemer cv` (the demo corpus).
 // Each figure comes from a fresh process (peak RSS is its own). Ratios: *_ratio = PyTorch
 // time / lemer time (> 1: lemer faster); *_peak_rss_ratio = lemer / PyTorch (< 1: lemer smaller).
@@ -46,7 +49,7 @@ const lemerWorker = (args: string[]): Json =>
 // ------------------------------------------------------------------ worker (one figure)
 
 async function worker(args: string[]): Promise<Json> {
-  const [which, repeatsArg, microArg, cnnArg] = args;
+  const [which, repeatsArg, microArg, cnnArg, placementArg, arenaArg] = args;
   const repeats = Number(repeatsArg ?? 2);
   const micro = Number(microArg ?? 4);
   const { Trainer } = await import('../src/graph/train.js');
@@ -142,7 +145,12 @@ async function worker(args: string[]): Promise<Json> {
     optimizer: optimizerFor(cfg, 1000),
     microBatches: M,
     seed: 1,
-    runtime: { threads: 2 },
+    optimizerPlacement:
+      placementArg === 'graph' || placementArg === 'host' ? placementArg : cfg.optim.placement,
+    runtime: {
+      threads: 2,
+      ...(arenaArg === 'on' || arenaArg === 'off' ? { enableCpuMemArena: arenaArg === 'on' } : {}),
+    },
   });
   const setup = performance.now() - t0;
   const baseline = rssMb();
@@ -158,6 +166,8 @@ async function worker(args: string[]): Promise<Json> {
     case: which,
     batch: BATCH,
     micro_batches: M,
+    placement: trainer.optimizerPlacement,
+    cpu_arena: arenaArg === 'on' || arenaArg === 'off' ? arenaArg : 'default',
     setup_ms: Math.round(setup),
     baseline_rss_mb: round(baseline, 1),
     trained_parameters: trained,
@@ -198,6 +208,14 @@ export default async function train(argv: string[]): Promise<Json> {
   const repeats = String(val('--repeats', 2));
   const micro = String(val('--micro', 4));
   const cnn = flag('--train-cnn') ? 'train-cnn' : 'frozen-cnn';
+  const str = (n: string, allowed: string[]): string => {
+    if (!argv.includes(n)) return 'default';
+    const v = argv[argv.indexOf(n) + 1];
+    if (!allowed.includes(v)) throw new Error(`bench train: ${n} takes ${allowed.join(' | ')}, got '${v}'`);
+    return v;
+  };
+  const placement = str('--placement', ['graph', 'host']);
+  const arena = str('--cpu-arena', ['on', 'off']);
   const py = flag('--no-torch') ? null : python();
   if (!existsSync(join(here, 'torch_lemer.py'))) throw new Error('bench/torch_lemer.py is missing');
   const torch = (args: string[]): Json =>
@@ -205,7 +223,7 @@ export default async function train(argv: string[]): Promise<Json> {
   const log = (m: string) => process.stderr.write(`train bench: ${m}\n`);
 
   log('cached features (lemer)');
-  const cached = lemerWorker(['cached', repeats, micro]);
+  const cached = lemerWorker(['cached', repeats, micro, cnn, placement, arena]);
   let cachedTorch: Json | null = null;
   if (py) {
     log('cached features (PyTorch)');
@@ -215,7 +233,7 @@ export default async function train(argv: string[]): Promise<Json> {
   let finetuneTorch: Json | null = null;
   if (!flag('--no-finetune')) {
     log(`fine-tuning BERT-base + wav2vec2-base, ${micro} micro-batches (lemer)`);
-    finetune = lemerWorker(['finetune', repeats, micro, cnn]);
+    finetune = lemerWorker(['finetune', repeats, micro, cnn, placement, arena]);
     if (py) {
       log('fine-tuning (PyTorch)');
       finetuneTorch = torch(['--case', 'finetune', ...(cnn === 'train-cnn' ? ['--train-cnn'] : [])]);
@@ -248,6 +266,7 @@ export default async function train(argv: string[]): Promise<Json> {
     finetune_torch_peak_rss_mb: finetuneTorch?.timing.peak_rss_mb ?? null,
     finetune_ratio: ratio(finetune, finetuneTorch),
     finetune_peak_rss_ratio: rss(finetune, finetuneTorch),
+    finetune_placement: finetune?.placement ?? null,
     feature_encoder: cnn,
     demo_cv_s: demo?.seconds ?? null,
     goals: { finetune_ratio: '>= 1.2', finetune_peak_rss_ratio: '<= 1.0' },

@@ -456,6 +456,18 @@ export interface SpecAugmentOptions {
   freqMaskMax?: number;
   /** Masked cells become 0 ('zero', default; after CMVN that is the mean) or the matrix mean ('mean'). */
   fill?: 'zero' | 'mean';
+  /**
+   * Masked cells of bin b become fillPerBin[b] instead (overrides `fill`). For features that
+   * are normalised later, inside the model (global normalisation): the bins' training means,
+   * which the normalisation maps to 0, as 'zero' after CMVN. A raw 0 there would be a loud patch.
+   */
+  fillPerBin?: ArrayLike<number>;
+  /**
+   * Frequency warping (like vocal-tract-length perturbation, Jaitly & Hinton 2013), before the
+   * masks: each utterance's bins are stretched by a factor drawn uniformly in [1 - w, 1 + w]
+   * (bin b takes the value at b / factor). 0 (default): off.
+   */
+  freqWarp?: number;
   /** Seed: the same seed and input give the same masks (default 0). */
   seed?: number;
 }
@@ -463,6 +475,8 @@ export interface SpecAugmentOptions {
 /** SpecAugment output: the masked features and the masks drawn, as [start, end) ranges. */
 export interface SpecAugmented extends Features {
   masks: { time: [number, number][]; freq: [number, number][] };
+  /** The frequency-warp factor applied (1: none). */
+  warp: number;
 }
 
 /**
@@ -478,6 +492,9 @@ export function specAugment(features: Features, options: SpecAugmentOptions = {}
   const freqMasks = options.freqMasks ?? 2;
   const freqMaskMax = options.freqMaskMax ?? 27;
   const fill = options.fill ?? 'zero';
+  const freqWarp = options.freqWarp ?? 0;
+  if (!(freqWarp >= 0 && freqWarp < 1))
+    throw new Error(`specAugment: freqWarp must be in [0, 1), got ${freqWarp}`);
   for (const [k, v] of Object.entries({ timeMasks, timeMaskMax, freqMasks, freqMaskMax })) {
     if (!Number.isInteger(v) || v < 0)
       throw new Error(`specAugment: ${k} must be a non-negative integer, got ${v}`);
@@ -488,6 +505,9 @@ export function specAugment(features: Features, options: SpecAugmentOptions = {}
     throw new Error(`specAugment: fill must be 'zero' or 'mean', got ${String(fill)}`);
 
   const { frames, bins } = features;
+  const perBin = options.fillPerBin;
+  if (perBin && perBin.length !== bins)
+    throw new Error(`specAugment: fillPerBin has ${perBin.length} values, the features have ${bins} bins`);
   const data = Float32Array.from(features.data);
   const rng = new Rng(options.seed ?? 0);
   let value = 0;
@@ -504,15 +524,40 @@ export function specAugment(features: Features, options: SpecAugmentOptions = {}
   const time: [number, number][] = [];
   const freq: [number, number][] = [];
   const tMax = Math.min(timeMaskMax, Math.floor(ratio * frames));
-  for (let m = 0; m < timeMasks; m++) {
-    const [s, e] = draw(frames, tMax);
-    time.push([s, e]);
-    data.fill(value, s * bins, e * bins);
+  for (let m = 0; m < timeMasks; m++) time.push(draw(frames, tMax));
+  for (let m = 0; m < freqMasks; m++) freq.push(draw(bins, freqMaskMax));
+  // The warp factor is drawn after the masks, so that a seed gives the same masks with or without it.
+  let warp = 1;
+  if (freqWarp > 0) {
+    warp = 1 + freqWarp * (2 * rng.next() - 1);
+    warpBins(data, frames, bins, warp);
   }
-  for (let m = 0; m < freqMasks; m++) {
-    const [s, e] = draw(bins, freqMaskMax);
-    freq.push([s, e]);
-    for (let t = 0; t < frames; t++) data.fill(value, t * bins + s, t * bins + e);
+  for (const [s, e] of time) {
+    if (perBin) for (let t = s; t < e; t++) data.set(perBin, t * bins);
+    else data.fill(value, s * bins, e * bins);
   }
-  return { data, frames, bins, masks: { time, freq } };
+  for (const [s, e] of freq)
+    for (let t = 0; t < frames; t++)
+      if (perBin) for (let b = s; b < e; b++) data[t * bins + b] = perBin[b]!;
+      else data.fill(value, t * bins + s, t * bins + e);
+  return { data, frames, bins, masks: { time, freq }, warp };
+}
+
+/**
+ * Stretches (factor > 1) or squeezes every frame along its bins, in place: bin b takes the
+ * value at position b / factor, linearly interpolated, clamped to the last bin.
+ */
+function warpBins(data: Float32Array, frames: number, bins: number, factor: number): void {
+  const row = new Float32Array(bins);
+  for (let t = 0; t < frames; t++) {
+    const o = t * bins;
+    row.set(data.subarray(o, o + bins));
+    for (let b = 0; b < bins; b++) {
+      const p = Math.min(b / factor, bins - 1);
+      const i = Math.floor(p);
+      const j = Math.min(i + 1, bins - 1);
+      const w = p - i;
+      data[o + b] = row[i]! * (1 - w) + row[j]! * w;
+    }
+  }
 }

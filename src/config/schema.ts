@@ -50,7 +50,8 @@ export const logMelSchema = z
 /**
  * The paper applies SpecAugment without giving settings. Our choice, the defaults of
  * src/audio's specAugment: no time warp, 2 time masks of up to 40 frames (and at most 20% of
- * the utterance each), 2 frequency masks of up to 27 bins, masked cells set to 0.
+ * the utterance each), 2 frequency masks of up to 27 bins, masked cells set to 0 (with
+ * `logMel.normalize: global`, to each bin's training mean: 0 once the model normalises).
  */
 export const specAugmentSchema = z
   .strictObject({
@@ -61,6 +62,12 @@ export const specAugmentSchema = z
     freqMasks: nonNegInt.default(2),
     freqMaskMax: nonNegInt.default(27),
     fill: z.enum(['zero', 'mean']).default('zero'),
+    /**
+     * Our addition, off by default (not in the paper): frequency warping before the masks, each
+     * utterance's mel bins stretched by a factor in [1 - w, 1 + w] (like vocal-tract-length
+     * perturbation: other speakers' formants, for small corpora with few speakers).
+     */
+    freqWarp: z.number().min(0).lt(1).default(0),
   })
   .prefault({});
 
@@ -128,6 +135,13 @@ export const optimSchema = z
     gradAccum: posInt.default(1),
     /** Global gradient-norm clipping; null turns it off. Our choice: 1.0 (the paper gives none). */
     clipNorm: posNum.nullable().default(1),
+    /**
+     * Where Adam runs: 'graph' (nodes of the training step), 'host' (the step outputs the
+     * gradients, the update runs in place on the host arrays: no second copy of weights and
+     * Adam state, about half the memory when fine-tuning base-size encoders), 'auto' (host
+     * from 20 M trained parameters on, and with runtime.stepsPerRun 1 only). Same numbers.
+     */
+    placement: z.enum(['graph', 'host', 'auto']).default('auto'),
   })
   .prefault({});
 

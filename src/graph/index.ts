@@ -12,6 +12,8 @@ export { TensorStore, ParameterStore } from './params.js';
 export {
   addOptimizer,
   type OptimizerConfig,
+  type OptimizerPlacement,
+  HOST_PLACEMENT_MIN_PARAMS,
   type ParamGroup,
   type ScheduleConfig,
   scheduleFactor,
@@ -38,5 +40,6 @@ export {
   type LoopTrainingGraph,
   type LoopTrainingOptions,
 } from './loop.js';
+export { HostOptimizer } from './host-optim.js';
 export { saveCheckpoint, loadCheckpoint } from './checkpoint.js';
 export { readSafetensors, writeSafetensors, SafetensorsFile, parseSafetensors } from './safetensors.js';

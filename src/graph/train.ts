@@ -6,7 +6,9 @@
  *
  * Weights and optimiser state live behind `StateBackend` (host arrays today); a
  * device-resident store replaces that class, not the models. With `stepsPerRun: K` the
- * same step runs K times inside one ONNX Loop (loop.ts), over the same backend.
+ * same step runs K times inside one ONNX Loop (loop.ts), over the same backend. With
+ * `optimizerPlacement: 'host'` the graph ends at the gradients and host-optim.ts updates
+ * the host arrays in place (the memory of fine-tuning large encoders).
  */
 import { gradients } from './autodiff.js';
 import type { DType } from './dtype.js';
@@ -19,6 +21,8 @@ import {
   nextName,
   type OptimizerBuild,
   type OptimizerConfig,
+  type OptimizerPlacement,
+  resolvePlacement,
   STEP_INPUT,
   type StateWrite,
 } from './optim.js';
@@ -29,6 +33,7 @@ import * as ops from './ops/index.js';
 import { Rng } from '../util/random.js';
 import { type LoadedCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { buildLoopTrainingGraph, checkStepCount, checkStepsPerRun, stackBatches } from './loop.js';
+import { HostOptimizer } from './host-optim.js';
 
 export interface InputDecl {
   dtype: DType;
@@ -94,6 +99,13 @@ export interface TrainingGraphOptions {
   /** Seed of the graph's random ops. */
   seed?: number;
   name?: string;
+  /**
+   * Where the optimiser update runs (optim.ts, OptimizerPlacement): 'graph' (default: Adam
+   * nodes, new state as outputs), 'host' (the graph outputs gradients, the host updates
+   * the arrays in place: about half the memory for large models), or 'auto' (host from
+   * HOST_PLACEMENT_MIN_PARAMS trained parameters on). The K-steps Loop needs 'graph'.
+   */
+  optimizerPlacement?: OptimizerPlacement;
 }
 
 export interface TrainingGraph {
@@ -197,12 +209,14 @@ export function buildTrainingStep(
   let names0: { metrics: string[]; terms: string[] } = { metrics: [], terms: [] };
   const prefix = g.nodes.length;
   const ranges: [number, number][] = [];
+  const forwardNodes: NodeRecord[][] = [];
   for (let i = 0; i < M; i++) {
     const ctx: BuildContext = { training: true, chunk: i, chunks: M, step };
     const run = () => opts.build(g, chunks[i], ctx);
     const start = g.nodes.length;
     const out = checkChunk(g, i === 0 ? run() : g.reusing(run), i, i === 0 ? null : names0);
     ranges.push([start, g.nodes.length]);
+    forwardNodes.push(g.nodes.slice(start));
     if (i === 0) {
       names0 = { metrics: Object.keys(out.metrics), terms: Object.keys(out.terms) };
       trained = [...g.params.values()].filter(
@@ -248,23 +262,46 @@ export function buildTrainingStep(
 
   const entries = [];
   const unused: string[] = [];
+  // The gradient sums after each chunk (chunk i's parts added): what sequenceChunks waits for.
+  const summed: Tensor[][] = Array.from({ length: M }, () => []);
   for (let k = 0; k < trained.length; k++) {
-    const parts = grads.map((gr) => gr[k]).filter((t): t is Tensor => t !== null);
-    if (parts.length === 0) {
+    let sum: Tensor | null = null;
+    grads.forEach((gr, i) => {
+      const part = gr[k];
+      if (!part) return;
+      sum = sum ? ops.add(sum, part) : part;
+      summed[i].push(sum);
+    });
+    if (!sum) {
       unused.push(trained[k].spec.name);
       continue;
     }
-    let sum = parts[0];
-    for (let j = 1; j < parts.length; j++) sum = ops.add(sum, parts[j]);
     // Terms carry their batch normalisation in the surrogate; plain losses are chunk means.
     if (M > 1 && names0.terms.length === 0) sum = ops.mul(sum, 1 / M);
     entries.push({ spec: trained[k].spec, tensor: trained[k].tensor, grad: sum });
   }
   if (entries.length === 0)
     throw new Error('Trainer: no trainable parameter reaches the loss (all frozen or unused)');
+  if (M > 1)
+    sequenceChunks(
+      g,
+      chunks,
+      forwardNodes,
+      summed,
+      outs.flatMap((o) => Object.values(o.terms).map((t) => t.count)),
+    );
   g.output(LOSS_OUTPUT, totals.loss);
   for (const [k, t] of Object.entries(totals.metrics)) g.output(metricOutput(k), t);
-  const optimizer = addOptimizer(g, entries, opts.optimizer);
+  const size = (s: ParamSpec) => s.shape.reduce<number>((a, d) => a * Number(d), 1);
+  const placement = resolvePlacement(
+    opts.optimizerPlacement,
+    entries.reduce((a, e) => a + size(e.spec), 0),
+  );
+  if (placement === 'host' && g.parent)
+    throw new Error(
+      "Trainer: optimizerPlacement 'host' cannot run inside the K-steps Loop (the Loop carries weights and state in the graph): use stepsPerRun 1 or placement 'graph'",
+    );
+  const optimizer = addOptimizer(g, entries, opts.optimizer, placement);
   const bufferWrites = outputBufferUpdates(g);
   const trainedNames = new Set(entries.map((e) => e.spec.name));
   return {
@@ -380,6 +417,76 @@ function outputBufferUpdates(g: Graph): StateWrite[] {
     writes.push({ output: out, store: 'params', name });
   }
   return writes;
+}
+
+/**
+ * Makes ONNX Runtime run the micro-batches one after another. ORT does not follow the
+ * graph's node order (it sorts by a depth-first walk back from the outputs): it ran every
+ * chunk's forward before the backward passes and summed the gradients at the end, so the
+ * activations and gradients of all chunks were alive together (BERT-base, batch 16, host
+ * placement: 4.3 GB above the start at 4 micro-batches as at 1; sequenced, 2.6 GB).
+ * Chunk i's forward reads its inputs through `Where(done, x, x)` (bitwise x), where
+ * `done` is computed from one element of each
+ * gradient sum after chunk i - 1: chunk i starts only once chunk i - 1's gradients are
+ * summed, and chunk i - 1's activations and gradients can be freed. Nodes the terms'
+ * counts depend on keep the plain inputs (every chunk's backward needs all counts).
+ */
+function sequenceChunks(
+  g: Graph,
+  chunkInputs: Record<string, Tensor>[],
+  forwardNodes: NodeRecord[][],
+  summed: Tensor[][],
+  counts: Tensor[],
+): void {
+  // A count taken as Size(per-row losses) would need the chunk's whole forward before any
+  // backward: read the size from a chunk input of the same shape instead (same dims by name).
+  const sameShape = (a: Tensor, b: Tensor) => a.rank === b.rank && a.shape.every((d, j) => d === b.shape[j]);
+  for (let i = 1; i < chunkInputs.length; i++) {
+    const own = new Set(forwardNodes[i].flatMap((n) => n.outputs));
+    const ins = Object.values(chunkInputs[i]);
+    for (const n of forwardNodes[i]) {
+      const t = n.inputs[0];
+      if (n.op !== 'Size' || !t || !own.has(t)) continue;
+      const x = ins.find((x) => sameShape(x, t));
+      if (x) n.inputs = [x];
+    }
+  }
+  const producer = new Map<Tensor, NodeRecord>();
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+  const keep = new Set<NodeRecord>();
+  const stack = counts.map((t) => producer.get(t)).filter((n): n is NodeRecord => !!n);
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (keep.has(n)) continue;
+    keep.add(n);
+    for (const t of n.inputs) {
+      const p = t && producer.get(t);
+      if (p && !keep.has(p)) stack.push(p);
+    }
+  }
+  g.scope('microbatch_order', () => {
+    for (let i = 1; i < chunkInputs.length; i++) {
+      const marks = summed[i - 1];
+      if (marks.length === 0) continue;
+      const firsts = marks.map((t) => ops.slice(ops.reshape(t, [-1]), [0], [1]).cast(g.floatType));
+      const any = ops.reduceSum(firsts.length === 1 ? firsts[0] : ops.concat(firsts, 0), [0]);
+      const done = g.node('IsNaN', [any], [{ dtype: 'bool', shape: [] }])[0];
+      const inputs = new Set(Object.values(chunkInputs[i]));
+      const gated = new Map<Tensor, Tensor>();
+      for (const n of forwardNodes[i]) {
+        if (keep.has(n)) continue;
+        n.inputs = n.inputs.map((t) => {
+          if (!t || !inputs.has(t)) return t;
+          let w = gated.get(t);
+          if (!w)
+            gated.set(t, (w = g.node('Where', [done, t, t], [{ dtype: t.dtype, shape: [...t.shape] }])[0]));
+          return w;
+        });
+      }
+    }
+  });
+  // The new nodes sit at the end: restore a topological order (producers pulled forward).
+  reorderNodes(g, [[0, g.nodes.length]]);
 }
 
 /**
@@ -508,7 +615,8 @@ export interface TrainerOptions extends TrainingGraphOptions {
    * see loop.ts): the state is handed back to JS once per run instead of once per step,
    * with bitwise the same results. `step(batch)` then runs a one-step Loop in the same
    * session (no second graph; it pays the Loop's per-run overhead, so prefer `steps`).
-   * Default 1: one graph run per step, exactly as without the option.
+   * Default 1: one graph run per step, exactly as without the option. Needs optimizer
+   * placement 'graph' ('auto' picks it; 'host' is refused).
    */
   stepsPerRun?: number;
 }
@@ -548,8 +656,15 @@ export class Trainer {
     readonly state: TrainerState,
     /** Parameters filled from their ParamInit at creation (not given in `params`). */
     readonly initialised: string[],
+    /** Host placement: the optimiser that updates the host arrays after each run (null: the update is in the graph). */
+    readonly hostOptimizer: HostOptimizer | null,
   ) {
     this.#rng = new Rng(state.rngState);
+  }
+
+  /** Where the optimiser update runs ('auto' resolved). */
+  get optimizerPlacement(): 'graph' | 'host' {
+    return this.built.optimizer.placement;
   }
 
   /** The trainer's generator for data order and augmentation; its state goes into checkpoints. */
@@ -559,7 +674,15 @@ export class Trainer {
 
   static async create(opts: TrainerOptions): Promise<Trainer> {
     const K = checkStepsPerRun(opts.stepsPerRun ?? 1);
-    const built = K > 1 ? buildLoopTrainingGraph({ ...opts, stepsPerRun: K }) : buildTrainingGraph(opts);
+    if (K > 1 && opts.optimizerPlacement === 'host')
+      throw new Error(
+        `Trainer: optimizerPlacement 'host' does not work with stepsPerRun ${K} (the K-steps Loop carries weights and Adam state inside the graph): use stepsPerRun 1, or placement 'graph' or 'auto'`,
+      );
+    resolvePlacement(opts.optimizerPlacement, 0); // an unknown placement fails before the build
+    const built =
+      K > 1
+        ? buildLoopTrainingGraph({ ...opts, optimizerPlacement: 'graph', stepsPerRun: K })
+        : buildTrainingGraph(opts);
     const seed = opts.seed ?? 0;
     const params = opts.params ?? new ParameterStore();
     const initialised = params.initMissing(built.graph, seed);
@@ -568,6 +691,13 @@ export class Trainer {
       throw new Error(`Trainer: the given parameters do not fit the model:\n  ${problems.join('\n  ')}`);
     const state = new TensorStore('optimizer state');
     for (const s of built.optimizer.stateSpecs) state.put(s.name, initTensor(s));
+    let host: HostOptimizer | null = null;
+    if (built.optimizer.placement === 'host') {
+      host = new HostOptimizer(opts.optimizer, built.optimizer, built.trained);
+      // Arrays made here are the trainer's own; given weights are copied before their first update.
+      for (const n of initialised) host.adopt(params.get(n));
+      for (const n of state.names()) host.adopt(state.get(n));
+    }
     const compiled = await CompiledGraph.create(built.graph, opts.runtime);
     return new Trainer(
       opts,
@@ -576,6 +706,7 @@ export class Trainer {
       new HostStateBackend(params, state),
       { step: 0, epoch: 0, seed, rngState: seed >>> 0 },
       initialised,
+      host,
     );
   }
 
@@ -644,6 +775,7 @@ export class Trainer {
       { ...batch, [STEP_INPUT]: this.stepFeed() },
       this.writes,
     );
+    this.hostOptimizer?.apply(out, this.params, this.optimizerState);
     this.state.step += 1;
     return this.result(out, 0);
   }
@@ -741,7 +873,8 @@ export class Trainer {
    * state are replaced, so the next step is the one the saved run would have taken
    * (bit for bit for models without random ops; ORT's random ops draw from a generator
    * that lives in the session, so dropout masks after a resume differ from those of an
-   * uninterrupted run).
+   * uninterrupted run). Checkpoints of either optimiser placement load into either. With
+   * host placement the returned checkpoint's arrays become the trainer's (updated in place).
    */
   restore(dir: string, opts: { strict?: boolean } = {}): LoadedCheckpoint {
     const ck = loadCheckpoint(dir, {
@@ -751,6 +884,10 @@ export class Trainer {
     });
     for (const [n, t] of ck.params.entries()) this.params.set(n, t);
     if (ck.optimizerState) for (const [n, t] of ck.optimizerState.entries()) this.optimizerState.set(n, t);
+    if (this.hostOptimizer) {
+      for (const [, t] of ck.params.entries()) this.hostOptimizer.adopt(t);
+      for (const [, t] of ck.optimizerState?.entries() ?? []) this.hostOptimizer.adopt(t);
+    }
     const s = ck.trainer.trainer as Partial<TrainerState>;
     if (typeof s.step !== 'number') throw new Error(`${dir}: trainer.json has no step`);
     this.state.step = s.step;

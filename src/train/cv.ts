@@ -14,6 +14,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
 import { configSchema, type LemerConfig } from '../config/schema.js';
+import type { SpecAugmentOptions } from '../audio/logmel.js';
 import { runtimeOptions } from '../config/engine.js';
 import { carveValidation, checkFolds, defaultFolds, leaveOneGroupOut, type Fold } from '../data/folds.js';
 import type { Corpus } from '../data/types.js';
@@ -131,6 +132,28 @@ export interface CvResult {
 /** A finished fold's result file, inside its folder. */
 export const RESULT_FILE = 'result.json';
 
+/**
+ * fit's SpecAugment options from the config (null when off). `maskFill`: per-bin fill values
+ * for features the model normalises itself (global normalisation: the training means).
+ */
+export function specAugmentOptions(
+  sa: LemerConfig['speech']['specAugment'],
+  maskFill?: Float32Array,
+): SpecAugmentOptions | null {
+  if (!sa.enabled) return null;
+  const { timeMasks, timeMaskMax, timeMaskMaxRatio, freqMasks, freqMaskMax, fill, freqWarp } = sa;
+  return {
+    timeMasks,
+    timeMaskMax,
+    timeMaskMaxRatio,
+    freqMasks,
+    freqMaskMax,
+    fill,
+    fillPerBin: maskFill,
+    freqWarp,
+  };
+}
+
 /** lemer's version, plus the git commit where the code is a checkout. */
 export function codeVersion(): string {
   const v = lemerVersion();
@@ -162,6 +185,12 @@ export function configHash(cfg: LemerConfig): string {
   const train = out.train as Record<string, unknown>;
   if (cfg.train.validBy === 'utterance') delete train.validBy;
   if (cfg.train.averageBest === 1) delete train.averageBest;
+  const speech = (out.speech = { ...cfg.speech, specAugment: { ...cfg.speech.specAugment } }) as {
+    specAugment: Record<string, unknown>;
+  };
+  if (cfg.speech.specAugment.freqWarp === 0) delete speech.specAugment.freqWarp;
+  const optim = (out.optim = { ...cfg.optim }) as Record<string, unknown>;
+  if (cfg.optim.placement === defaults.optim.placement) delete optim.placement;
   return createHash('sha256').update(JSON.stringify(out)).digest('hex').slice(0, 16);
 }
 
@@ -326,11 +355,14 @@ async function fitOne(
   const train = examples(trainIdx);
   const valid = examples(validIdx);
   const test = examples(fold.test);
+  let maskFill: Float32Array | undefined;
   if (built.frontEnd?.kind === 'logmel' && cfg.speech.logMel.normalize === 'global') {
     // Statistics of the training part only (never validation or test), before anything runs the encoder.
     const stats = inputNormStats(train.map((e) => e.speech!));
     built.initialParams.set(INPUT_NORM_PARAMS.mean, stats.mean);
     built.initialParams.set(INPUT_NORM_PARAMS.std, stats.std);
+    // SpecAugment works on the raw features: masks take each bin's mean, 0 after the model's normalisation.
+    maskFill = stats.mean.data as Float32Array;
   }
   const labelInfo = await initLabelEmbeddings(cfg, built, corpus, train, {
     runtime: runtimeOptions(cfg),
@@ -372,7 +404,6 @@ async function fitOne(
     1,
     Math.floor(train.length / B) + (train.length % B >= cfg.optim.gradAccum ? 1 : 0),
   );
-  const sa = cfg.speech.specAugment;
   const padId = built.tokenizer?.padId ?? 0;
   const r = await fit({
     model: built.model,
@@ -389,19 +420,11 @@ async function fitOne(
     evalBatchSize: cfg.train.evalBatchSize,
     microBatches: cfg.optim.gradAccum,
     stepsPerRun: cfg.runtime.stepsPerRun,
+    optimizerPlacement: cfg.optim.placement,
     seed: cfg.seed,
     labelScope: cfg.text.labelScope,
     padId,
-    specAugment: sa.enabled
-      ? {
-          timeMasks: sa.timeMasks,
-          timeMaskMax: sa.timeMaskMax,
-          timeMaskMaxRatio: sa.timeMaskMaxRatio,
-          freqMasks: sa.freqMasks,
-          freqMaskMax: sa.freqMaskMax,
-          fill: sa.fill,
-        }
-      : null,
+    specAugment: specAugmentOptions(cfg.speech.specAugment, maskFill),
     trainable: built.trainable,
     runtime: runtimeOptions(cfg),
     initialParams: built.initialParams,

@@ -9,7 +9,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { saveCheckpoint, loadCheckpoint, CheckpointError } from '../graph/checkpoint.js';
-import type { OptimizerConfig } from '../graph/optim.js';
+import type { OptimizerConfig, OptimizerPlacement } from '../graph/optim.js';
 import type { RuntimeOptions, HostTensor } from '../graph/runtime.js';
 import { Trainer, type Predictor } from '../graph/train.js';
 import type { SpecAugmentOptions } from '../audio/logmel.js';
@@ -40,6 +40,8 @@ export interface FitOptions {
   evalBatchSize: number;
   microBatches: number;
   stepsPerRun: number;
+  /** Where Adam runs (optim.placement; TrainerOptions.optimizerPlacement). Default 'graph'. */
+  optimizerPlacement?: OptimizerPlacement;
   seed: number;
   labelScope: 'context' | 'current';
   padId: number;
@@ -170,6 +172,7 @@ export async function fit(o: FitOptions): Promise<FitResult> {
     seed: o.seed,
     runtime: o.runtime,
     stepsPerRun: o.stepsPerRun,
+    optimizerPlacement: o.optimizerPlacement,
     params: undefined,
   });
   if (o.initialParams)

@@ -446,6 +446,51 @@ test('specAugment: time masks capped at 20% of short utterances; mean fill; opti
   assert.throws(() => specAugment(f, { fill: 'noise' as 'zero' }), /fill must be 'zero' or 'mean'/);
 });
 
+test("specAugment fillPerBin: masked cells take their bin's value (global normalisation maps it to 0)", () => {
+  const f = logMel(lcgNoise(16000, 0.3, 7));
+  const fillPerBin = Float32Array.from({ length: f.bins }, (_, b) => -10 + b / 8);
+  for (let seed = 0; seed < 20; seed++) {
+    const r = specAugment(f, { seed, fillPerBin });
+    assert.ok(r.masks.time.some(([s, e]) => e > s) || r.masks.freq.some(([s, e]) => e > s));
+    for (let t = 0; t < f.frames; t++)
+      for (let b = 0; b < f.bins; b++) {
+        const masked =
+          r.masks.time.some(([s, e]) => t >= s && t < e) || r.masks.freq.some(([s, e]) => b >= s && b < e);
+        const want = masked ? fillPerBin[b]! : f.data[t * f.bins + b]!;
+        if (r.data[t * f.bins + b] !== want) assert.fail(`seed ${seed}: cell ${t},${b} masked=${masked}`);
+      }
+    // The same masks as without fillPerBin: only the value differs.
+    assert.deepEqual(r.masks, specAugment(f, { seed }).masks);
+  }
+  assert.throws(
+    () => specAugment(f, { fillPerBin: new Float32Array(3) }),
+    /fillPerBin has 3 values, the features have 80 bins/,
+  );
+});
+
+test('specAugment freqWarp: bins stretched by the drawn factor (linear interpolation), masks unchanged', () => {
+  const f = logMel(lcgNoise(8000, 0.3, 9));
+  const factors = new Set<number>();
+  for (let seed = 0; seed < 10; seed++) {
+    const r = specAugment(f, { seed, freqWarp: 0.2, timeMasks: 0, freqMasks: 0 });
+    assert.ok(r.warp >= 0.8 && r.warp <= 1.2, `factor ${r.warp}`);
+    factors.add(r.warp);
+    for (let t = 0; t < f.frames; t += 7)
+      for (let b = 0; b < f.bins; b++) {
+        // Bin b reads position b / factor of the original frame (clamped to the top bin).
+        const p = Math.min(b / r.warp, f.bins - 1);
+        const i = Math.floor(p);
+        const j = Math.min(i + 1, f.bins - 1);
+        const want = f.data[t * f.bins + i]! * (i + 1 - p) + f.data[t * f.bins + j]! * (p - i);
+        assert.ok(Math.abs(r.data[t * f.bins + b]! - want) < 1e-4, `seed ${seed} cell ${t},${b}`);
+      }
+    assert.deepEqual(specAugment(f, { seed, freqWarp: 0.2 }).masks, specAugment(f, { seed }).masks);
+  }
+  assert.ok(factors.size === 10, 'a factor per seed');
+  assert.equal(specAugment(f, { seed: 1 }).warp, 1);
+  assert.throws(() => specAugment(f, { freqWarp: 1 }), /freqWarp must be in \[0, 1\)/);
+});
+
 test('128 bins at 16 kHz, 25 ms: refused by default; allowEmptyFilters matches torchaudio kaldi.fbank', () => {
   // Written by tools/fbank_reference.py with torchaudio 0.13.1.
   const ref = JSON.parse(

@@ -60,3 +60,39 @@ test("speech.logMel.normalize global: frozen statistics of the fold's training p
     }
   }
 });
+
+test('SpecAugment under global normalisation: masks take the training means, 0 once the model normalises', async () => {
+  const { parseConfig } = await import('../../src/config/load.js');
+  const { specAugmentOptions } = await import('../../src/train/cv.js');
+  const { specAugment } = await import('../../src/audio/logmel.js');
+  const cfg = parseConfig({ speech: { logMel: { normalize: 'global' } } });
+  assert.equal(
+    specAugmentOptions(parseConfig({ speech: { specAugment: { enabled: false } } }).speech.specAugment),
+    null,
+  );
+  const frames = 50;
+  const bins = 80;
+  const raw = {
+    data: Float32Array.from({ length: frames * bins }, (_, i) => -5 + Math.sin(i)),
+    frames,
+    bins,
+  };
+  const { mean, std } = inputNormStats([raw]);
+  const m = mean.data as Float32Array;
+  const sd = std.data as Float32Array;
+  const opts = specAugmentOptions(cfg.speech.specAugment, m)!;
+  assert.equal(opts.fillPerBin, m);
+  let masked = 0;
+  for (let seed = 0; seed < 10; seed++) {
+    const a = specAugment(raw, { ...opts, seed });
+    for (let t = 0; t < frames; t++)
+      for (let b = 0; b < bins; b++) {
+        const inMask =
+          a.masks.time.some(([s, e]) => t >= s && t < e) || a.masks.freq.some(([s, e]) => b >= s && b < e);
+        if (!inMask) continue;
+        masked++;
+        assert.ok(Math.abs((a.data[t * bins + b] - m[b]) / sd[b]) < 1e-6, `seed ${seed} cell ${t},${b}`);
+      }
+  }
+  assert.ok(masked > 0);
+});
