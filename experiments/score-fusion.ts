@@ -44,8 +44,10 @@ const rows = folds.map((f) => {
   const results = runs.map((r) => r.get(f)!);
   const t = results[0];
   for (const [i, s] of results.entries()) {
-    if (t.ids.join() !== s.ids.join()) throw new Error(`fold ${f}: ${dirs[0]} and ${dirs[i]} tested different utterances`);
-    if (t.labels.join() !== s.labels.join()) throw new Error(`fold ${f}: ${dirs[0]} and ${dirs[i]} have different label sets`);
+    if (t.ids.join() !== s.ids.join())
+      throw new Error(`fold ${f}: ${dirs[0]} and ${dirs[i]} tested different utterances`);
+    if (t.labels.join() !== s.labels.join())
+      throw new Error(`fold ${f}: ${dirs[0]} and ${dirs[i]} have different label sets`);
   }
   const valid = (r: FoldResult, dir: string) => {
     const v = r.fits[0]?.valid;
