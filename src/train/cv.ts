@@ -141,17 +141,9 @@ export function specAugmentOptions(
   maskFill?: Float32Array,
 ): SpecAugmentOptions | null {
   if (!sa.enabled) return null;
-  const { timeMasks, timeMaskMax, timeMaskMaxRatio, freqMasks, freqMaskMax, fill, freqWarp } = sa;
-  return {
-    timeMasks,
-    timeMaskMax,
-    timeMaskMaxRatio,
-    freqMasks,
-    freqMaskMax,
-    fill,
-    fillPerBin: maskFill,
-    freqWarp,
-  };
+  // The schema's keys are src/audio's option names: new ones pass through.
+  const { enabled: _enabled, ...options } = sa;
+  return { ...options, fillPerBin: maskFill };
 }
 
 /** lemer's version, plus the git commit where the code is a checkout. */
